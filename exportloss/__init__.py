@@ -1,0 +1,23 @@
+"""exportloss: training losses and box-overlap metrics as static ONNX graphs.
+
+Each metric comes three ways: a float64 eager reference (:mod:`exportloss.reference`), a
+trace-friendly module (this package's top level), and a catalog entry (:mod:`exportloss.catalog`)
+that :mod:`exportloss.export` writes to ONNX and :mod:`exportloss.verify` checks in onnxruntime.
+"""
+
+__version__ = "0.1.0"
+
+from .boxes import BOX_FORMATS, convert_boxes
+from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou
+from .iou_loss import IoULoss
+
+__all__ = [
+    "BOX_FORMATS",
+    "IOU_KINDS",
+    "AlignedIoU",
+    "IoULoss",
+    "PairwiseIoU",
+    "aligned_iou",
+    "convert_boxes",
+    "pairwise_iou",
+]

@@ -1,0 +1,27 @@
+"""Loss reductions, written once for every loss module."""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import REDUCTIONS, check_choice
+
+
+def check_reduction(reduction: str) -> str:
+    return check_choice("reduction", reduction, REDUCTIONS)
+
+
+def reduce_loss(loss: torch.Tensor, reduction: str, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply an optional elementwise ``weight``, then ``reduction``.
+
+    ``"mean"`` divides the weighted sum by the number of elements (not by the weight sum), as
+    torchvision and kornia do; ``"sum"`` sums; ``"none"`` returns the weighted per-element loss.
+    ``"mean"`` of an empty tensor is 0 rather than NaN.
+    """
+    if weight is not None:
+        loss = loss * weight
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / max(loss.numel(), 1)

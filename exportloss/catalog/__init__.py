@@ -1,0 +1,18 @@
+"""The catalog of exportable graphs. ``names()`` lists them; ``get(name)`` returns a :class:`GraphEntry`."""
+
+from ._registry import (
+    EXAMPLE_SEED,
+    Case,
+    GraphEntry,
+    TensorSpec,
+    UnknownGraphError,
+    get,
+    names,
+    register,
+    resolve,
+)
+
+# Importing a family module registers its entries; the order here is the order of `exportloss list`.
+from . import boxes  # noqa: E402,F401
+
+__all__ = ["EXAMPLE_SEED", "Case", "GraphEntry", "TensorSpec", "UnknownGraphError", "get", "names", "register", "resolve"]

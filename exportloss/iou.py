@@ -1,0 +1,128 @@
+"""The IoU family (IoU, GIoU, DIoU, CIoU), pairwise and aligned, as trace-friendly functions.
+
+Formulas, for boxes ``a`` and ``b`` with intersection ``I``, union ``U = area_a + area_b - I``,
+smallest enclosing box of width ``cw`` and height ``ch`` and area ``C = cw · ch``, squared centre
+distance ``ρ²`` and eps (default ``1e-7``):
+
+* IoU  = ``I / (U + eps)``
+* GIoU = ``IoU - (C - U) / (C + eps)``
+* DIoU = ``IoU - ρ² / (cw² + ch² + eps)``
+* CIoU = ``DIoU - α · v`` with ``v = 4/π² · (atan(w_a / (h_a + eps)) - atan(w_b / (h_b + eps)))²``
+  and ``α = v / (1 - IoU + v + eps)``; α carries no gradient (it is detached), as in torchvision,
+  mmdet and ultralytics.
+
+eps enters exactly where written above and nowhere else. On ordinary boxes the values equal
+torchvision.ops (``box_iou``, ``generalized_box_iou``, ``distance_box_iou``, ``complete_box_iou``)
+within 1e-5; unlike torchvision they stay finite, with finite gradients, on zero-area boxes: two
+empty boxes have IoU 0 and GIoU 0, and a zero-height box has a finite aspect angle. Inverted boxes
+(``x2 < x1``) are treated as zero-width.
+
+Nothing here branches on tensor values, calls ``.item()`` or indexes with masks: the Python
+branches depend only on ``kind`` and ``fmt``, fixed when a graph is exported.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import broadcast_batch, check_boxes, check_choice
+from .boxes import BOX_FORMATS, BoxTerms, box_terms
+
+IOU_KINDS = ("iou", "giou", "diou", "ciou")
+
+
+def pairwise_iou(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7
+) -> torch.Tensor:
+    """Overlap of every box in ``boxes1`` with every box in ``boxes2``.
+
+    Args:
+        boxes1: ``[..., N, 4]`` floating boxes in ``fmt``.
+        boxes2: ``[..., M, 4]`` floating boxes in ``fmt``; leading dimensions broadcast with ``boxes1``'s.
+        kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"`` (formulas in the module docstring).
+        fmt: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
+        eps: stabiliser, placed as in the module docstring.
+
+    Returns:
+        ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
+    """
+    _check_args(boxes1, boxes2, kind, fmt, min_dim=2)
+    broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
+    with_aspect = kind == "ciou"
+    a = box_terms(boxes1, fmt, eps, with_aspect).unsqueeze(-1)
+    b = box_terms(boxes2, fmt, eps, with_aspect).unsqueeze(-2)
+    return _overlap(a, b, kind, eps)
+
+
+def aligned_iou(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7
+) -> torch.Tensor:
+    """Overlap of corresponding boxes: ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``.
+
+    Args:
+        boxes1: ``[..., N, 4]`` floating boxes in ``fmt`` (a single box ``[4]`` works too).
+        boxes2: ``[..., N, 4]``; all leading dimensions broadcast with ``boxes1``'s.
+        kind, fmt, eps: as for :func:`pairwise_iou`.
+
+    Returns:
+        ``[..., N]``, the broadcast leading shape.
+    """
+    _check_args(boxes1, boxes2, kind, fmt, min_dim=1)
+    broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
+    with_aspect = kind == "ciou"
+    return _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps)
+
+
+def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: int) -> None:
+    check_choice("kind", kind, IOU_KINDS)
+    check_choice("fmt", fmt, BOX_FORMATS)
+    check_boxes("boxes1", boxes1, min_dim)
+    check_boxes("boxes2", boxes2, min_dim)
+
+
+def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
+    inter_w = (torch.minimum(a.x2, b.x2) - torch.maximum(a.x1, b.x1)).clamp(min=0)
+    inter_h = (torch.minimum(a.y2, b.y2) - torch.maximum(a.y1, b.y1)).clamp(min=0)
+    inter = inter_w * inter_h
+    union = a.area + b.area - inter
+    iou = inter / (union + eps)
+    if kind == "iou":
+        return iou
+    enclose_w = torch.maximum(a.x2, b.x2) - torch.minimum(a.x1, b.x1)
+    enclose_h = torch.maximum(a.y2, b.y2) - torch.minimum(a.y1, b.y1)
+    if kind == "giou":
+        enclose_area = enclose_w * enclose_h
+        return iou - (enclose_area - union) / (enclose_area + eps)
+    dx = a.cx - b.cx
+    dy = a.cy - b.cy
+    diou = iou - (dx * dx + dy * dy) / (enclose_w * enclose_w + enclose_h * enclose_h + eps)
+    if kind == "diou":
+        return diou
+    angle_gap = a.aspect_angle - b.aspect_angle
+    v = angle_gap * angle_gap
+    alpha = (v / (1.0 - iou + v + eps)).detach()
+    return diou - alpha * v
+
+
+class PairwiseIoU(nn.Module):
+    """Module form of :func:`pairwise_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., M, 4]) -> [..., N, M]``."""
+
+    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7) -> None:
+        super().__init__()
+        self.kind = check_choice("kind", kind, IOU_KINDS)
+        self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
+        self.eps = float(eps)
+
+    def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+        return pairwise_iou(boxes1, boxes2, self.kind, self.fmt, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, fmt={self.fmt!r}, eps={self.eps}"
+
+
+class AlignedIoU(PairwiseIoU):
+    """Module form of :func:`aligned_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., N, 4]) -> [..., N]``."""
+
+    def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+        return aligned_iou(boxes1, boxes2, self.kind, self.fmt, self.eps)

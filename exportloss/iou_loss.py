@@ -1,0 +1,52 @@
+"""``1 - metric`` losses over the IoU family, for aligned prediction/target pairs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import broadcast_batch, check_choice, check_float_tensor
+from ._reduction import check_reduction, reduce_loss
+from .boxes import BOX_FORMATS
+from .iou import IOU_KINDS, aligned_iou
+
+
+class IoULoss(nn.Module):
+    """``loss = 1 - aligned_iou(pred, target, kind, fmt, eps)``, then an optional weight and the reduction.
+
+    Values lie in ``[0, 1]`` for ``kind="iou"`` and in ``[0, 2]`` for GIoU/DIoU; CIoU can exceed 2 by
+    at most ``α·v <= 1``. Formulas and the place of eps are those of :mod:`exportloss.iou`; the values
+    equal torchvision's ``generalized_box_iou_loss`` / ``distance_box_iou_loss`` /
+    ``complete_box_iou_loss`` within 1e-5 on ordinary boxes.
+
+    Args:
+        kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"``.
+        fmt: box format of both inputs: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
+        reduction: ``"mean"`` (sum over boxes / number of boxes), ``"sum"`` or ``"none"``.
+        eps: stabiliser, see :mod:`exportloss.iou`.
+
+    Shapes:
+        ``forward(pred [..., N, 4], target [..., N, 4], weight [..., N] | None)``: a scalar, or
+        ``[..., N]`` with ``reduction="none"``. ``weight`` multiplies each box's loss before reducing.
+    """
+
+    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = 1e-7) -> None:
+        super().__init__()
+        self.kind = check_choice("kind", kind, IOU_KINDS)
+        self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
+        self.reduction = check_reduction(reduction)
+        self.eps = float(eps)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        try:
+            loss = 1.0 - aligned_iou(pred, target, self.kind, self.fmt, self.eps)
+        except (ValueError, TypeError) as err:
+            raise type(err)(str(err).replace("boxes1", "pred").replace("boxes2", "target")) from None
+        if weight is not None:
+            check_float_tensor("weight", weight)
+            if broadcast_batch("weight", weight.shape, "the per-box loss", loss.shape) != loss.shape:
+                raise ValueError(f"weight must broadcast to the per-box loss shape {list(loss.shape)}; got {list(weight.shape)}")
+        return reduce_loss(loss, self.reduction, weight)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, fmt={self.fmt!r}, reduction={self.reduction!r}, eps={self.eps}"
