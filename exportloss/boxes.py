@@ -54,6 +54,8 @@ class BoxTerms(NamedTuple):
     y1: torch.Tensor
     x2: torch.Tensor
     y2: torch.Tensor
+    w: torch.Tensor
+    h: torch.Tensor
     area: torch.Tensor
     cx: torch.Tensor
     cy: torch.Tensor
@@ -76,4 +78,4 @@ def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool) -> B
     y2 = torch.maximum(y2, y1)
     w, h = x2 - x1, y2 - y1
     aspect = torch.atan(w / (h + eps)) * (2.0 / math.pi) if with_aspect else w
-    return BoxTerms(x1, y1, x2, y2, w * h, (x1 + x2) * 0.5, (y1 + y2) * 0.5, aspect)
+    return BoxTerms(x1, y1, x2, y2, w, h, w * h, (x1 + x2) * 0.5, (y1 + y2) * 0.5, aspect)

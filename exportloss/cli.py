@@ -124,6 +124,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    known = {case.graph for case in bench.default_cases()}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        raise UsageError(f"no benchmark for {', '.join(unknown)}; benchmarked graphs: {', '.join(sorted(known))}")
+    table = Table(title=f"exportloss bench: medians (interquartile range), {args.threads} threads, interleaved rounds")
+    for header in bench.HEADERS:
+        table.add_column(header)
+    with console.status("benchmarking") as status:
+        def add(row) -> None:
+            cells = bench.summary_rows([row])[0]
+            cells[-1] = "[green]PASS[/green]" if row.passed else f"[red]{cells[-1]}[/red]"
+            table.add_row(*cells)
+            status.update(f"benchmarked {row.graph} {row.size}")
+
+        rows, bandwidth = bench.run(args.names, args.sizes, args.threads, on_row=add)
+    console.print(table)
+    console.print(f"memory bandwidth measured in this run: {bandwidth / 1e9:.1f} GB/s")
+    if args.json:
+        Path(args.json).write_text(bench.to_json(rows, bandwidth, args.threads))
+    if args.markdown:
+        Path(args.markdown).write_text(bench.markdown_table(rows) + "\n")
+    failed = [row for row in rows if not row.passed]
+    console.print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .export import DEFAULT_OPSET, EXPORTERS
 
@@ -149,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="models", help="directory holding NAME.onnx (default: models)")
     p.add_argument("--seed", type=int, default=20261128, help="seed of the fresh verification inputs")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("bench", help="time exported graphs against eager PyTorch, the reference and torchvision")
+    p.add_argument("names", nargs="*", metavar="NAME", help="graphs to benchmark (default: all benchmarked graphs)")
+    p.add_argument("--sizes", nargs="*", default=[], help="size labels to run, e.g. N=M=1000 (default: all)")
+    p.add_argument("--threads", type=int, default=2, help="threads for onnxruntime and PyTorch (default: 2)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the results table as Markdown")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -82,18 +82,22 @@ def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: in
 
 
 def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
-    inter_w = (torch.minimum(a.x2, b.x2) - torch.maximum(a.x1, b.x1)).clamp(min=0)
-    inter_h = (torch.minimum(a.y2, b.y2) - torch.maximum(a.y1, b.y1)).clamp(min=0)
-    inter = inter_w * inter_h
-    union = a.area + b.area - inter
-    iou = inter / (union + eps)
+    # Every line below runs on the broadcast [..., N, M] shape, so each is written to cost one pass:
+    # eps is folded into per-box terms, clamping uses Relu, and the enclosing box reuses the
+    # intersection via max(p, q) - min(r, s) = (w_a + w_b) - (min(p, q) - max(r, s)).
+    overlap_w = torch.minimum(a.x2, b.x2) - torch.maximum(a.x1, b.x1)
+    overlap_h = torch.minimum(a.y2, b.y2) - torch.maximum(a.y1, b.y1)
+    inter = torch.relu(overlap_w) * torch.relu(overlap_h)
+    union_eps = ((a.area + eps) + b.area) - inter
+    iou = inter / union_eps
     if kind == "iou":
         return iou
-    enclose_w = torch.maximum(a.x2, b.x2) - torch.minimum(a.x1, b.x1)
-    enclose_h = torch.maximum(a.y2, b.y2) - torch.minimum(a.y1, b.y1)
+    enclose_w = (a.w + b.w) - overlap_w
+    enclose_h = (a.h + b.h) - overlap_h
     if kind == "giou":
         enclose_area = enclose_w * enclose_h
-        return iou - (enclose_area - union) / (enclose_area + eps)
+        # (C - U) / (C + eps), with U = union_eps - eps.
+        return iou - (enclose_area - (union_eps - eps)) / (enclose_area + eps)
     dx = a.cx - b.cx
     dy = a.cy - b.cy
     diou = iou - (dx * dx + dy * dy) / (enclose_w * enclose_w + enclose_h * enclose_h + eps)
@@ -101,7 +105,7 @@ def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
         return diou
     angle_gap = a.aspect_angle - b.aspect_angle
     v = angle_gap * angle_gap
-    alpha = (v / (1.0 - iou + v + eps)).detach()
+    alpha = (v / (((1.0 + eps) - iou) + v)).detach()
     return diou - alpha * v
 
 

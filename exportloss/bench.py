@@ -1,0 +1,297 @@
+"""Side-by-side speed and memory of exported graphs, measured in one run and interleaved.
+
+For each graph and size the benchmark exports the graph at that size (dynamo, default opset) and times,
+round-robin within every round so that machine noise hits all of them alike:
+
+(a) ``ort``: onnxruntime on the exported graph (``ORT_ENABLE_ALL``, ``threads`` intra-op threads);
+(b) ``eager``: the same trace-friendly module in eager PyTorch (``torch.set_num_threads(threads)``);
+(c) ``reference``: the float64 eager reference (skipped where it is a pure-Python loop over millions of pairs);
+(d) ``anchor``: the implementation the graph replaces (torchvision.ops), when importable.
+
+It reports medians with the interquartile range, the ratios (a)/(b) and (a)/(d), the exported graph's node
+count, the peak memory of one cold call of (a) and (b), and for the box family a bandwidth floor: the bytes
+the graph must read and write divided by a memory bandwidth measured in the same run. Targets are
+ratios, checked at the end; a missed target makes ``exportloss bench`` exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import onnx
+import torch
+
+from . import catalog
+from .export import export_graph, to_torch
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Target:
+    """``ratio`` (``"ort/eager"``, ``"ort/anchor"`` or ``"ort/floor"``) must not exceed ``limit``."""
+
+    ratio: str
+    limit: float
+
+    def describe(self) -> str:
+        return f"{self.ratio} <= {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    graph: str
+    size: str
+    shapes: dict[str, tuple[int, ...]]
+    anchor: Callable[..., object] | None = None
+    """Called with the float32 torch inputs in catalog order; ``None`` where no anchor exists."""
+    anchor_name: str = ""
+    targets: tuple[Target, ...] = ()
+    memory_bound: bool = False
+    """Report a bandwidth floor: bytes of all inputs and outputs over the measured bandwidth."""
+    time_reference: bool = True
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    samples: int
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> "Timing":
+        ms = sorted(s * 1e3 for s in seconds)
+        q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+        return cls(statistics.median(ms), q[0], q[2], len(ms))
+
+
+@dataclass
+class BenchRow:
+    graph: str
+    size: str
+    nodes: int
+    timings: dict[str, Timing]
+    peak_mib: dict[str, float | None]
+    anchor_name: str = ""
+    floor_ms: float | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+    verdicts: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for _, ok in self.verdicts)
+
+
+def _torchvision_ops():
+    try:
+        import torchvision.ops
+    except Exception:  # noqa: BLE001 - torchvision fails to import beside mismatched torch builds
+        return None
+    return torchvision.ops
+
+
+def default_cases() -> list[BenchCase]:
+    """The sizes and targets of the performance issue, for every graph the catalog has."""
+    ops = _torchvision_ops()
+    cases: list[BenchCase] = []
+    pairwise_anchor = {"iou": "box_iou", "giou": "generalized_box_iou", "diou": "distance_box_iou", "ciou": "complete_box_iou"}
+    for kind, fn in pairwise_anchor.items():
+        for n in (1000, 3000):
+            cases.append(BenchCase(
+                graph=f"pairwise_{kind}", size=f"N=M={n}",
+                shapes={"boxes1": (1, n, 4), "boxes2": (1, n, 4)},
+                anchor=(lambda b1, b2, f=getattr(ops, fn): f(b1[0], b2[0])) if ops else None,
+                anchor_name=f"torchvision.ops.{fn}",
+                targets=(Target("ort/eager", 1.0), Target("ort/anchor", 1 / 3), Target("ort/floor", 10.0)),
+                memory_bound=True,
+                time_reference=n <= 1000,
+            ))
+    loss_anchor = {"giou": "generalized_box_iou_loss", "diou": "distance_box_iou_loss", "ciou": "complete_box_iou_loss"}
+    for kind in ("iou", "giou", "diou", "ciou"):
+        fn = loss_anchor.get(kind)
+        cases.append(BenchCase(
+            graph=f"{kind}_loss", size="1e6 pairs",
+            shapes={"pred": (1_000_000, 4), "target": (1_000_000, 4)},
+            anchor=(lambda p, t, f=getattr(ops, fn): f(p, t, reduction="mean")) if ops and fn else None,
+            anchor_name=f"torchvision.ops.{fn}" if fn else "",
+            targets=(Target("ort/eager", 1.0),) + ((Target("ort/anchor", 0.5),) if fn else ()),
+            memory_bound=True,
+            time_reference=False,
+        ))
+    return [case for case in cases if case.graph in catalog.names()]
+
+
+def measure_bandwidth(threads: int, nbytes: int = 256 * MiB, repeats: int = 5) -> float:
+    """Bytes per second of a large copy (read + write) with ``threads`` threads."""
+    src = torch.ones(nbytes // 4, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    with _torch_threads(threads):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            dst.copy_(src)
+            best = min(best, time.perf_counter() - start)
+    return 2 * nbytes / best
+
+
+class _torch_threads:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __enter__(self) -> None:
+        self.saved = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.saved)
+
+
+def peak_memory_mib(fn: Callable[[], object]) -> float | None:
+    """Growth of the resident set's high-water mark during one call (Linux; ``None`` elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return None
+    base = _proc_status_kib("VmRSS")
+    fn()
+    return max(_proc_status_kib("VmHWM") - base, 0) / 1024
+
+
+def _proc_status_kib(key: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min_rounds: int = 7,
+             budget_s: float = 4.0) -> BenchRow:
+    import onnxruntime as ort
+
+    entry = catalog.get(case.graph)
+    path = export_graph(entry, workdir, shapes=entry.shapes(case.shapes)).path
+    nodes = len(onnx.load(str(path)).graph.node)
+    inputs = entry.example_inputs(case.shapes)
+    tensors = to_torch(inputs)
+    args = [tensors[spec.name] for spec in entry.inputs]
+    args64 = [a.double() if a.is_floating_point() else a for a in args]
+    module = entry.build().eval()
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    backends: dict[str, Callable[[], object]] = {
+        "ort": lambda: session.run(None, inputs),
+        "eager": lambda: module(*args),
+    }
+    if case.time_reference:
+        backends["reference"] = lambda: entry.reference(module, *args64)
+    if case.anchor is not None:
+        backends["anchor"] = lambda: case.anchor(*args)
+
+    samples: dict[str, list[float]] = {name: [] for name in backends}
+    peaks: dict[str, float | None] = {}
+    with _torch_threads(threads), torch.inference_mode():
+        for name in ("ort", "eager"):
+            peaks[name] = peak_memory_mib(backends[name])
+        for fn in backends.values():
+            fn()
+        start = time.perf_counter()
+        rounds = 0
+        while rounds < min_rounds or (time.perf_counter() - start < budget_s and rounds < 200):
+            order = list(backends.items())
+            order = order[rounds % len(order):] + order[: rounds % len(order)]
+            for name, fn in order:
+                if name == "reference" and sum(samples[name]) > budget_s / 2 and len(samples[name]) >= 3:
+                    continue
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+            rounds += 1
+
+    timings = {name: Timing.of(values) for name, values in samples.items()}
+    row = BenchRow(case.graph, case.size, nodes, timings, peaks, case.anchor_name)
+    ort_ms = timings["ort"].median_ms
+    row.ratios["ort/eager"] = ort_ms / timings["eager"].median_ms
+    if "anchor" in timings:
+        row.ratios["ort/anchor"] = ort_ms / timings["anchor"].median_ms
+    if case.memory_bound:
+        moved = sum(a.nbytes for a in inputs.values()) + sum(o.nbytes for o in session.run(None, inputs))
+        row.floor_ms = moved / bandwidth * 1e3
+        row.ratios["ort/floor"] = ort_ms / row.floor_ms
+    for target in case.targets:
+        if target.ratio in row.ratios:
+            row.verdicts.append((target.describe(), row.ratios[target.ratio] <= target.limit))
+    return row
+
+
+def run(names: Sequence[str] = (), sizes: Sequence[str] = (), threads: int = 2,
+        on_row: Callable[[BenchRow], None] | None = None) -> tuple[list[BenchRow], float]:
+    cases = [c for c in default_cases() if (not names or c.graph in names) and (not sizes or c.size in sizes)]
+    bandwidth = measure_bandwidth(threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            row = run_case(case, threads, bandwidth, Path(tmp))
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return rows, bandwidth
+
+
+def to_json(rows: Sequence[BenchRow], bandwidth: float, threads: int) -> str:
+    from .export import versions
+
+    return json.dumps({
+        "threads": threads,
+        "bandwidth_gb_s": bandwidth / 1e9,
+        "versions": versions(),
+        "rows": [asdict(row) | {"passed": row.passed} for row in rows],
+    }, indent=2)
+
+
+def summary_rows(rows: Sequence[BenchRow]) -> list[list[str]]:
+    """Table cells, shared by the CLI table and the README's results table."""
+    def ms(row: BenchRow, name: str) -> str:
+        t = row.timings.get(name)
+        return "—" if t is None else f"{t.median_ms:.2f} ({t.q1_ms:.2f}–{t.q3_ms:.2f})"
+
+    def ratio(row: BenchRow, name: str) -> str:
+        return f"{row.ratios[name]:.2f}" if name in row.ratios else "—"
+
+    def mem(row: BenchRow) -> str:
+        values = [row.peak_mib.get(k) for k in ("ort", "eager")]
+        return " / ".join("—" if v is None else f"{v:.0f}" for v in values)
+
+    return [
+        [row.graph, row.size, str(row.nodes), ms(row, "ort"), ms(row, "eager"), ms(row, "reference"), ms(row, "anchor"),
+         ratio(row, "ort/eager"), ratio(row, "ort/anchor"),
+         "—" if row.floor_ms is None else f"{row.floor_ms:.2f}", ratio(row, "ort/floor"), mem(row),
+         "PASS" if row.passed else "FAIL: " + "; ".join(t for t, ok in row.verdicts if not ok)]
+        for row in rows
+    ]
+
+
+HEADERS = ["graph", "size", "nodes", "ort ms", "eager ms", "reference ms", "anchor ms", "ort/eager", "ort/anchor",
+           "floor ms", "ort/floor", "peak MiB ort / eager", "targets"]
+
+
+def markdown_table(rows: Sequence[BenchRow]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in summary_rows(rows)]
+    return "\n".join(lines)
+
+
+__all__ = ["BenchCase", "BenchRow", "Target", "default_cases", "markdown_table", "run", "to_json"]
