@@ -28,5 +28,20 @@ export: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/exportloss verify --all --models $(MODELS)
 
+# The benchmark runs in its own environment: torchvision (the speed anchor) needs torch 2.14.1 beside it,
+# which pip on this machine takes from local disk (a 5.5 GB CUDA build that runs on the CPU).
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml constraints-bench.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints-bench.txt -e . torchvision
+	touch $(BENCH_STAMP)
+
+## bench: ORT vs eager vs reference vs torchvision, 2 threads; exits non-zero when a target is missed
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/exportloss bench --threads 2 --json bench-results.json --markdown bench-results.md
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis build *.egg-info
