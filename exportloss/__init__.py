@@ -8,6 +8,7 @@ that :mod:`exportloss.export` writes to ONNX and :mod:`exportloss.verify` checks
 __version__ = "0.1.0"
 
 from .boxes import BOX_FORMATS, convert_boxes
+from .dice import SEGMENTATION_MODES, DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss, dice_score
 from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou
 from .iou_loss import IoULoss
 
@@ -20,4 +21,10 @@ __all__ = [
     "aligned_iou",
     "convert_boxes",
     "pairwise_iou",
+    "SEGMENTATION_MODES",
+    "DiceLoss",
+    "DiceScore",
+    "SoftDiceLoss",
+    "TverskyLoss",
+    "dice_score",
 ]
