@@ -8,11 +8,23 @@ that :mod:`exportloss.export` writes to ONNX and :mod:`exportloss.verify` checks
 __version__ = "0.1.0"
 
 from .boxes import BOX_FORMATS, convert_boxes
+from .arcface import ANGULAR_MARGINS, ArcFaceLoss, ArcSoftmax, CosFaceLoss
+from .center_loss import CenterLoss, CenterUpdate, center_update
+from .focal_loss import FocalLoss, SigmoidFocalLoss
 from .dice import SEGMENTATION_MODES, DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss, dice_score
 from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou
 from .iou_loss import IoULoss
 
 __all__ = [
+    "ANGULAR_MARGINS",
+    "ArcFaceLoss",
+    "ArcSoftmax",
+    "CenterLoss",
+    "CenterUpdate",
+    "CosFaceLoss",
+    "FocalLoss",
+    "SigmoidFocalLoss",
+    "center_update",
     "BOX_FORMATS",
     "IOU_KINDS",
     "AlignedIoU",

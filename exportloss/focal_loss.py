@@ -1,0 +1,178 @@
+"""Focal losses: the seed's softmax form over ``C`` classes, and torchvision's sigmoid form.
+
+Softmax form (:class:`FocalLoss`, Lin et al. 2017 written for ``C`` exclusive classes, as in the seed):
+for logits ``x`` over classes and an integer label ``y``, with ``log p_y = log_softmax(x)[y]``,
+
+    ``loss = -alpha[y] * (1 - p_y) ** gamma * log p_y``
+
+A scalar ``alpha`` means per-class weights ``[alpha, 1 - alpha, ..., 1 - alpha]``: **class 0 is the
+background and gets alpha** (the seed's convention, also clcarwin's; kornia and MONAI give class 0
+``1 - alpha`` instead). A list gives one weight per class. No eps enters anywhere: ``log_softmax`` is
+exact for any finite logits, and ``p_y = exp(log p_y)``.
+
+Sigmoid form (:class:`SigmoidFocalLoss`, torchvision's ``sigmoid_focal_loss``): for each element,
+``p = sigmoid(x)``, ``ce = BCEWithLogits(x, t)``, ``p_t = p t + (1 - p)(1 - t)``,
+
+    ``loss = alpha_t * (1 - p_t) ** gamma * ce``,  ``alpha_t = alpha t + (1 - alpha)(1 - t)``
+
+so **alpha weights the positives**; ``alpha < 0`` disables the weighting. ``ce`` is evaluated as
+``max(x, 0) - x t + log(1 + exp(-|x|))``, exact for any finite ``x`` (no eps, no overflow).
+
+Label handling shared by the classification losses (:func:`valid_labels`): a label is valid when it
+lies in ``[0, C)`` and differs from ``ignore_index``. Invalid labels are masked, never dropped: their
+loss is 0 and they are left out of the ``"mean"`` denominator. The Python API raises on labels outside
+``[0, C)`` (other than ``ignore_index``); an exported graph, which cannot raise, treats them as ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_float_tensor, check_label_tensor, check_labels_in_range, check_same_shape
+from ._reduction import check_reduction, reduce_loss
+
+
+def valid_labels(labels: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(safe, valid)`` for integer ``labels`` of any shape.
+
+    ``valid`` (bool) is true where ``0 <= label < num_classes`` and ``label != ignore_index``;
+    ``safe`` (int64) is the label where valid and 0 elsewhere, so it can always index a class axis.
+    """
+    labels = labels.long()
+    valid = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        valid = valid & (labels != ignore_index)
+    return torch.where(valid, labels, 0), valid
+
+
+def reduce_valid(loss: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Zero the loss where ``valid`` is false, then ``"none"``, ``"sum"`` or ``"mean"`` over the valid elements.
+
+    ``"mean"`` divides by the number of valid elements and is 0 when there are none.
+    """
+    loss = torch.where(valid, loss, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / valid.sum().clamp_min(1)
+
+
+def stable_softplus(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + exp(x))`` as ``max(x, 0) + log(1 + exp(-|x|))``: no overflow for any finite ``x``.
+
+    Written out rather than ``F.softplus`` because ONNX ``Softplus`` has no threshold and overflows in
+    backends that evaluate it literally.
+    """
+    return x.clamp_min(0) + torch.log1p(torch.exp(-x.abs()))
+
+
+def class_weights(alpha: float | Sequence[float], num_classes: int) -> torch.Tensor:
+    """The seed's per-class ``alpha``: a scalar gives ``[alpha, 1 - alpha, ...]``, a list is used as given."""
+    if isinstance(alpha, (int, float)):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1] when it is a number; got {alpha}")
+        weights = torch.full((num_classes,), 1.0 - float(alpha))
+        weights[0] = float(alpha)
+        return weights
+    weights = torch.as_tensor([float(a) for a in alpha], dtype=torch.float32)
+    if weights.shape != (num_classes,):
+        raise ValueError(f"alpha as a list must have one weight per class (length num_classes={num_classes}); got length {len(weights)}")
+    if not torch.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"alpha weights must be finite and non-negative; got {weights.tolist()}")
+    return weights
+
+
+def _check_gamma(gamma: float) -> float:
+    if not gamma >= 0:
+        raise ValueError(f"gamma must be >= 0; got {gamma}")
+    return float(gamma)
+
+
+class FocalLoss(nn.Module):
+    """The seed's softmax focal loss, ``-alpha[y] (1 - p_y)^gamma log p_y`` (see the module docstring).
+
+    Args:
+        num_classes: ``C``, fixed at construction (``C >= 1``).
+        alpha: a number in ``[0, 1]`` (class 0 gets ``alpha``, every other class ``1 - alpha``) or a
+            list of ``C`` non-negative per-class weights.
+        gamma: focusing exponent ``>= 0``; 0 gives alpha-weighted cross-entropy.
+        reduction: ``"mean"`` (over valid elements; alpha does not enter the denominator, as in the
+            seed), ``"sum"`` or ``"none"``.
+        ignore_index: a label value whose elements get loss 0 and leave the mean's denominator.
+
+    Shapes:
+        ``forward(logits [..., C], labels [...])``, e.g. ``[B, C]`` with ``[B]`` or ``[B, N, C]`` with
+        ``[B, N]``; labels int64 or int32. Returns a scalar, or ``labels``' shape with ``"none"``.
+    """
+
+    def __init__(self, num_classes: int, alpha: float | Sequence[float] = 0.25, gamma: float = 2.0,
+                 reduction: str = "mean", ignore_index: int | None = None) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.register_buffer("alpha", class_weights(alpha, self.num_classes))
+        self.gamma = _check_gamma(gamma)
+        self.reduction = check_reduction(reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_float_tensor("logits", logits)
+        check_label_tensor("labels", labels)
+        if logits.dim() < 2 or logits.shape[-1] != self.num_classes:
+            raise ValueError(f"logits must have shape [B, ..., num_classes={self.num_classes}]; got {list(logits.shape)}")
+        if labels.shape != logits.shape[:-1]:
+            raise ValueError(f"labels must have the shape of logits without the class axis, {list(logits.shape[:-1])}; got {list(labels.shape)}")
+        check_labels_in_range("labels", labels, self.num_classes, self.ignore_index)
+        safe, valid = valid_labels(labels, self.num_classes, self.ignore_index)
+        log_p = logits.log_softmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        focal = (1.0 - log_p.exp()).pow(self.gamma)
+        loss = -F.embedding(safe, self.alpha.to(log_p.dtype).unsqueeze(1)).squeeze(-1) * focal * log_p
+        return reduce_valid(loss, valid, self.reduction)
+
+    def extra_repr(self) -> str:
+        return (f"num_classes={self.num_classes}, alpha={[round(a, 6) for a in self.alpha.tolist()]}, gamma={self.gamma}, "
+                f"reduction={self.reduction!r}, ignore_index={self.ignore_index}")
+
+
+class SigmoidFocalLoss(nn.Module):
+    """torchvision's ``sigmoid_focal_loss`` as a module (formula in the module docstring).
+
+    Args:
+        alpha: weight of the positives in ``[0, 1]`` (negatives get ``1 - alpha``); ``alpha < 0``
+            disables the weighting.
+        gamma: focusing exponent ``>= 0``.
+        reduction: ``"none"`` (default, as torchvision), ``"mean"`` over all elements, or ``"sum"``.
+
+    Shapes:
+        ``forward(logits [...], targets [...])``: floating targets of the same shape, usually 0/1;
+        soft targets in ``[0, 1]`` follow the same formula. Returns ``logits``' shape or a scalar.
+    """
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none") -> None:
+        super().__init__()
+        if alpha > 1:
+            raise ValueError(f"alpha must be <= 1 (or negative to disable the weighting); got {alpha}")
+        self.alpha = float(alpha)
+        self.gamma = _check_gamma(gamma)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        check_float_tensor("logits", logits)
+        check_float_tensor("targets", targets)
+        check_same_shape("logits", logits, "targets", targets)
+        p = torch.sigmoid(logits)
+        ce = stable_softplus(logits) - logits * targets
+        # 1 - p_t = p (1 - t) + (1 - p) t
+        loss = (p + targets - 2.0 * p * targets).pow(self.gamma) * ce
+        if self.alpha >= 0:
+            loss = loss * ((1.0 - self.alpha) + (2.0 * self.alpha - 1.0) * targets)
+        return reduce_loss(loss, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
