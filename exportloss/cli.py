@@ -95,6 +95,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for column, justify in (("graph", "left"), ("backend", "left"), ("cases", "right"),
                             ("max abs err", "right"), ("max rel err", "right"), ("verdict", "left")):
         table.add_column(column, justify=justify)
+    if args.backend != "ort":
+        table.title, verify_model, verify_graphs = backend_verifiers(args)
     rows = []
 
     def add(row) -> None:
@@ -122,6 +124,127 @@ def cmd_verify(args: argparse.Namespace) -> int:
             console.print(f"[red]{row.graph} ({row.backend})[/red]: {failure}")
     console.print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def backend_verifiers(args: argparse.Namespace):
+    """Title and the (one file, catalog graphs) verifiers of ``verify --backend trt|ort-trt``."""
+    from functools import partial
+
+    from .trt import runner
+    from .trt.engine import TensorRTUnavailable, require_tensorrt
+
+    try:
+        if args.backend == "ort-trt":
+            runner.require_ort_trt()
+            return "onnxruntime TensorRT execution provider vs eager reference", runner.verify_ort_trt, runner.verify_ort_trt_graphs
+        require_tensorrt()
+    except TensorRTUnavailable as err:
+        raise UsageError(str(err)) from None
+    options = {"precision": args.precision, "workspace_mib": args.workspace}
+    title = f"TensorRT {args.precision} engines vs eager reference and vs onnxruntime (trt~ort), fresh seeded inputs + edge cases"
+    return title, partial(runner.verify_engine, **options), partial(runner.verify_engines, engines_dir=args.engines, **options)
+
+
+def shape_profile(args: argparse.Namespace):
+    """The optimization profile from ``--min-shape/--opt-shape/--max-shape``."""
+    from .trt import make_profile
+
+    try:
+        return make_profile(*(dict(parse_shape(s) for s in getattr(args, f"{bound}_shape")) for bound in ("min", "opt", "max")))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def trt_models(args: argparse.Namespace):
+    """``(label, source, model)`` per PATH.onnx, and per NAME: ``--models/NAME.onnx``, else exported in memory."""
+    import onnx
+
+    from .export import export_model
+
+    paths = [Path(n) for n in args.names if n.endswith(".onnx")]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"{missing[0]} does not exist")
+    args.names = [n for n in args.names if not n.endswith(".onnx")]
+    entries = selected_entries(args) if args.names or args.all or not paths else []
+    for path in paths:
+        yield str(path), "file", onnx.load(str(path))
+    for entry in entries:
+        file = Path(args.models) / f"{entry.name}.onnx"
+        if file.exists():
+            yield entry.name, str(file), onnx.load(str(file))
+        else:
+            yield entry.name, f"exported ({args.exporter})", export_model(entry, args.exporter)
+
+
+def cmd_check_trt(args: argparse.Namespace) -> int:
+    from .trt import TRT_VERSIONS, check_versions
+
+    versions = list(dict.fromkeys(args.trt_version)) or list(TRT_VERSIONS)
+    unknown = [v for v in versions if v not in TRT_VERSIONS]
+    if unknown:
+        raise UsageError(f"--trt-version must be one of {', '.join(TRT_VERSIONS)}; got {', '.join(unknown)}")
+    profile = shape_profile(args)
+    table = Table(title="TensorRT static check against the ONNX parser's support tables (no GPU needed)")
+    for column in ("graph", "source", *(f"TensorRT {v}" for v in versions)):
+        table.add_column(column)
+    details: dict[str, list[str]] = {}
+    checked = incompatible = 0
+    for label, source, model in trt_models(args):
+        try:
+            reports = check_versions(model, versions, profile, name=label)
+        except ValueError as err:
+            raise UsageError(f"{label}: {err}") from None
+        table.add_row(label, source, *(f"[{'green' if r.compatible else 'red'}]{r.verdict}[/]" for r in reports))
+        checked += 1
+        incompatible += not all(r.compatible for r in reports)
+        for report in reports:
+            for finding in report.findings:
+                details.setdefault(f"{label}: {finding}", []).append(report.trt_version)
+    console.print(table)
+    for text, found_in in details.items():
+        console.print(f"{text}  (TensorRT {', '.join(found_in)})", markup=False)
+    console.print(f"{checked} graph(s) checked, {incompatible} incompatible with at least one TensorRT version")
+    return 1 if incompatible else 0
+
+
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    from .trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, require_tensorrt
+    from .trt.runner import engine_file_name
+
+    try:
+        require_tensorrt()
+    except TensorRTUnavailable as err:
+        raise UsageError(str(err)) from None
+    profile = shape_profile(args)
+    models = list(trt_models(args))
+    if args.output and len(models) > 1:
+        raise UsageError("-o/--output names one plan; with several graphs, plans go to --engines DIR")
+    failed = 0
+    for label, _, model in models:
+        output = Path(args.output) if args.output else Path(args.engines) / engine_file_name(Path(label).stem, args.precision)
+        try:
+            result = build_engine(model, output, args.precision, args.workspace, profile)
+        except ValueError as err:
+            raise UsageError(f"{label}: {err}") from None
+        except EngineBuildError as err:
+            console.print(f"{label}: {err}", markup=False)
+            failed += 1
+            continue
+        console.print(f"built {label:<24} -> {result.path}  (TensorRT {result.tensorrt}, {result.precision}, "
+                      f"{result.seconds:.1f} s, {result.bytes / 1e6:.1f} MB)")
+    return 1 if failed else 0
+
+
+def add_profile_arguments(p: argparse.ArgumentParser) -> None:
+    for bound in ("min", "opt", "max"):
+        p.add_argument(f"--{bound}-shape", action="append", default=[], metavar="INPUT=D1xD2...",
+                       help=f"{bound} shape of a dynamic input in the optimization profile")
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--workspace", type=int, default=1024, metavar="MiB", help="builder workspace limit (default: 1024)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -177,7 +300,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every catalog graph in --models")
     p.add_argument("--models", default="models", help="directory holding NAME.onnx (default: models)")
     p.add_argument("--seed", type=int, default=20261128, help="seed of the fresh verification inputs")
+    p.add_argument("--backend", choices=("ort", "trt", "ort-trt"), default="ort",
+                   help="ort: onnxruntime (default); trt: TensorRT engines; ort-trt: onnxruntime's TensorRT provider")
+    p.add_argument("--engines", help="with --backend trt: verify the plans `build-engine` wrote here (default: build fresh ones)")
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("check-trt", help="static TensorRT compatibility check against the parser's support tables")
+    p.add_argument("names", nargs="*", metavar="NAME|PATH.onnx")
+    p.add_argument("--all", action="store_true", help="every catalog graph")
+    p.add_argument("--trt-version", action="append", default=[], metavar="10.1|10.15|11",
+                   help="TensorRT version to check against (repeatable; default: every supported version)")
+    p.add_argument("--models", default="models", help="NAME is read from here as NAME.onnx, else exported (default: models)")
+    p.add_argument("--exporter", choices=EXPORTERS, default="dynamo", help="exporter for graphs not in --models")
+    add_profile_arguments(p)
+    p.set_defaults(func=cmd_check_trt)
+
+    p = sub.add_parser("build-engine", help="build TensorRT engines (needs tensorrt and a CUDA device)")
+    p.add_argument("names", nargs="*", metavar="NAME|PATH.onnx")
+    p.add_argument("--all", action="store_true", help="every catalog graph")
+    p.add_argument("-o", "--output", help="plan file (one graph only; default: --engines/NAME.plan)")
+    p.add_argument("--engines", default="models", help="directory for plans (default: models)")
+    p.add_argument("--models", default="models", help="NAME is read from here as NAME.onnx, else exported (default: models)")
+    p.add_argument("--exporter", choices=EXPORTERS, default="dynamo", help="exporter for graphs not in --models")
+    add_profile_arguments(p)
+    add_engine_arguments(p)
+    p.set_defaults(func=cmd_build_engine)
 
     p = sub.add_parser("bench", help="time exported graphs against eager PyTorch, the reference and torchvision")
     p.add_argument("names", nargs="*", metavar="NAME", help="graphs to benchmark (default: all benchmarked graphs)")
