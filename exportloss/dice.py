@@ -85,7 +85,7 @@ def overlap_sums(
     batch = logits.shape[0]
     flat = logits.reshape(batch, num_classes, -1)
     if mode == "multiclass":
-        probs = flat.softmax(dim=1) if from_logits else flat
+        probs = _softmax_over_classes(flat) if from_logits else flat
         labels = target.reshape(batch, 1, -1)
         # Comparison with arange keeps OneHot/Scatter out of the graph (TensorRT, see the README).
         one_hot = labels == torch.arange(num_classes, device=labels.device).view(1, num_classes, 1)
@@ -343,6 +343,14 @@ class TverskyLoss(_OverlapLoss):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, {super().extra_repr()}"
+
+
+def _softmax_over_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over axis 1 of ``[B, C, N]``, written out: onnxruntime's Softmax on a non-last axis
+    transposes internally and runs about 4x slower than these five elementwise and reduce nodes."""
+    # The shift is a constant of the softmax, so it carries no gradient.
+    shifted = torch.exp(logits - logits.amax(dim=1, keepdim=True).detach())
+    return shifted / shifted.sum(dim=1, keepdim=True)
 
 
 def _scored_classes(per_class: torch.Tensor, include_background: bool) -> torch.Tensor:
