@@ -224,7 +224,8 @@ class _OverlapLoss(_SegmentationOverlap):
 
     gamma = 1.0
 
-    def __init__(self, mode, from_logits, squared, smooth, reduce_batch, include_background, ignore_index,
+    def __init__(self, mode: str, from_logits: bool, squared: bool, smooth: float, reduce_batch: bool,
+                 include_background: bool, ignore_index: int | None,
                  class_weights: Sequence[float] | torch.Tensor | None, reduction: str) -> None:
         super().__init__(mode, from_logits, squared, smooth, reduce_batch, include_background, ignore_index)
         self.reduction = check_reduction(reduction)
