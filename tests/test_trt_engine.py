@@ -1,0 +1,186 @@
+"""Engine building, running and verification. The GPU tests skip, with the reason, where TensorRT or a
+CUDA device is missing; the rest (fp16 conversion, profiles, clean exits) run everywhere."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from exportloss import catalog
+from exportloss.cli import main
+from exportloss.reference.boxes import pairwise_reference
+from exportloss.trt import ShapeRange, make_profile
+from exportloss.trt import _cuda
+from exportloss.trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, build_plan, require_tensorrt
+from exportloss.trt.fp16 import to_float16
+from exportloss.trt.runner import FP16_TOLERANCE, EngineRunner, engine_file_name, tolerances_for, verify_engine
+
+
+def unavailable_reason() -> str | None:
+    try:
+        require_tensorrt()
+    except TensorRTUnavailable as err:
+        return str(err)
+    return None
+
+
+REASON = unavailable_reason()
+needs_trt = pytest.mark.skipif(REASON is not None, reason=f"TensorRT cannot run here: {REASON}")
+
+
+def relu_model(batch="batch"):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Mul", ["r", "two"], ["y"])]
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    return helper.make_model(helper.make_graph(nodes, "relu", [x], [y], [two]), opset_imports=[helper.make_opsetid("", 18)])
+
+
+# --- everywhere ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(REASON is None, reason="TensorRT is available: the clean-exit path does not apply")
+@pytest.mark.parametrize("argv", [["build-engine", "pairwise_iou"], ["verify", "--backend", "trt", "pairwise_iou"],
+                                  ["build-engine", "--all", "--precision", "fp16"]])
+def test_engine_commands_exit_with_one_line_without_tensorrt(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"exportloss {argv[0]}: error: ")
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_ort_trt_backend_exits_with_one_line_without_the_provider(capsys):
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime has the TensorRT execution provider here")
+    assert main(["verify", "--backend", "ort-trt", "pairwise_iou"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no TensorrtExecutionProvider" in err
+
+
+def test_missing_tensorrt_and_missing_driver_are_explained(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(TensorRTUnavailable, match=r"TensorRT is not installed \(pip install 'exportloss\[trt\]'"):
+        require_tensorrt()
+    monkeypatch.setattr(_cuda, "LIBRARY", "libcuda-that-does-not-exist.so.1")
+    with pytest.raises(TensorRTUnavailable, match="no CUDA driver \\(libcuda-that-does-not-exist.so.1 not found\\)"):
+        _cuda.CudaDriver()
+
+
+def test_dynamic_inputs_need_a_profile_before_any_build():
+    with pytest.raises(ValueError, match=r"dynamic inputs need an optimization profile .*: x \[\?x4\]"):
+        build_plan(relu_model())
+    with pytest.raises(ValueError, match="precision must be one of 'fp32', 'fp16'; got 'int8'"):
+        build_plan(relu_model(4), precision="int8")
+
+
+def test_profile_fills_missing_bounds():
+    assert make_profile(opt_shapes={"x": (8, 4)}) == {"x": ShapeRange((8, 4), (8, 4), (8, 4))}
+    assert make_profile({"x": (1, 4)}, max_shapes={"x": (32, 4)}) == {"x": ShapeRange((1, 4), (32, 4), (32, 4))}
+
+
+def test_fp16_tolerances_and_plan_names():
+    entry = catalog.get("pairwise_iou")
+    assert tolerances_for(entry, "fp32") is entry
+    loose = tolerances_for(entry, "fp16")
+    assert (loose.atol, loose.rtol) == (FP16_TOLERANCE, FP16_TOLERANCE) and loose.outputs == entry.outputs
+    assert [engine_file_name("g", p) for p in ("fp32", "fp16")] == ["g.plan", "g.fp16.plan"]
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_fp16_graph_computes_in_fp16_with_float32_interface(exported, exporter):
+    """What TensorRT 11 builds for --precision fp16, run in onnx.reference against the float64 reference."""
+    model = to_float16(onnx.load(str(exported("pairwise_ciou", exporter))))
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    interface = {v.name for v in (*inferred.graph.input, *inferred.graph.output)}
+    inner_float32 = [v.name for v in inferred.graph.value_info
+                     if v.type.tensor_type.elem_type == TensorProto.FLOAT and v.name not in interface]
+    assert inner_float32 == []
+    assert all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in (*model.graph.input, *model.graph.output))
+    rng = np.random.default_rng(3)
+    xy1, xy2 = rng.uniform(0, 50, (2, 1, 16, 2)), rng.uniform(0, 50, (2, 1, 8, 2))
+    boxes1 = np.concatenate([xy1[0], xy1[0] + 1 + xy1[1]], -1).astype(np.float32)
+    boxes2 = np.concatenate([xy2[0], xy2[0] + 1 + xy2[1]], -1).astype(np.float32)
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 16
+    model.graph.input[1].type.tensor_type.shape.dim[1].dim_value = 8
+    (got,) = ReferenceEvaluator(model).run(None, {"boxes1": boxes1, "boxes2": boxes2})
+    want = pairwise_reference(torch.from_numpy(boxes1).double(), torch.from_numpy(boxes2).double(), "ciou", "xyxy", 1e-7).numpy()
+    assert got.dtype == np.float32
+    err = np.abs(got - want)
+    assert err.max() <= FP16_TOLERANCE * (1 + np.abs(want)).max()
+    assert err.max() > 1e-5, "an fp16 graph cannot match float64 to fp32 precision: the conversion did nothing"
+
+
+def test_fp16_conversion_rewrites_constants_and_casts():
+    nodes = [helper.make_node("Constant", [], ["c"], value_float=0.1),
+             helper.make_node("Cast", ["i"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["f", "c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("i", TensorProto.INT64, [3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])])
+    model = to_float16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    onnx.checker.check_model(model, full_check=True)
+    (y,) = ReferenceEvaluator(model).run(None, {"i": np.array([1, 2, 2048], np.int64)})
+    # 0.1 is 0.0999755859375 in fp16; the sums round to fp16 spacing 2^-10 near 1 (1126 steps: 1.099609375),
+    # 2^-9 near 2 (1075 steps: 2.099609375) and 2 near 2048 (2048.0). In fp32 they would be 1.1, 2.1, 2048.1.
+    np.testing.assert_array_equal(y, np.array([1.099609375, 2.099609375, 2048.0], np.float32))
+
+
+# --- on a machine with TensorRT and a CUDA device -------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@needs_trt
+@pytest.mark.parametrize("name", ["pairwise_giou", "ciou_loss"])
+def test_fp32_engine_verifies_against_reference_and_onnxruntime(exported, name):
+    rows = verify_engine(exported(name))
+    assert [row.backend for row in rows] == ["trt-fp32", "trt-fp32~ort"]
+    assert all(row.passed for row in rows), [row.failures for row in rows]
+    assert all(row.cases >= 4 for row in rows)
+
+
+@pytest.mark.gpu
+@needs_trt
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_dynamic_engine_runs_at_every_profile_shape(tmp_path, precision):
+    profile = make_profile({"x": (1, 4)}, {"x": (8, 4)}, {"x": (32, 4)})
+    result = build_engine(relu_model(), tmp_path / "relu.plan", precision, profile=profile)
+    runner = EngineRunner(result.path.read_bytes())
+    try:
+        for rows in (1, 8, 32):
+            x = np.random.default_rng(rows).normal(size=(rows, 4)).astype(np.float32)
+            y = runner.run({"x": x})["y"]
+            np.testing.assert_allclose(y, 2 * np.maximum(x, 0), rtol=1e-3 if precision == "fp16" else 1e-6)
+    finally:
+        runner.close()
+
+
+@pytest.mark.gpu
+@needs_trt
+def test_parser_errors_name_the_node(tmp_path):
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [4, 3])
+    labels = helper.make_tensor_value_info("labels", TensorProto.INT64, [4])
+    loss = helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])
+    node = helper.make_node("SoftmaxCrossEntropyLoss", ["scores", "labels"], ["loss"], name="the_loss")
+    model = helper.make_model(helper.make_graph([node], "ce", [scores, labels], [loss]), opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(EngineBuildError, match=r"node 0 \(the_loss, SoftmaxCrossEntropyLoss\)"):
+        build_engine(model, tmp_path / "ce.plan")
+    assert not (tmp_path / "ce.plan").exists()
+
+
+@pytest.mark.gpu
+@needs_trt
+def test_cli_builds_then_verifies_saved_plans(tmp_path, exported, capsys):
+    models = exported("aligned_diou").parent
+    assert main(["build-engine", "aligned_diou", "--models", str(models), "--engines", str(tmp_path)]) == 0
+    assert (tmp_path / "aligned_diou.plan").stat().st_size > 0
+    assert main(["verify", "--backend", "trt", "aligned_diou", "--models", str(models), "--engines", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trt-fp32" in out and "trt-fp32~ort" in out and "2 passed, 0 failed" in out
