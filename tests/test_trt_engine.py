@@ -184,3 +184,83 @@ def test_cli_builds_then_verifies_saved_plans(tmp_path, exported, capsys):
     assert main(["verify", "--backend", "trt", "aligned_diou", "--models", str(models), "--engines", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "trt-fp32" in out and "trt-fp32~ort" in out and "2 passed, 0 failed" in out
+
+
+# --- the TensorRT 10 / 11 branches of the builder, against a stand-in for the tensorrt module ------------------
+
+
+class _Recorder:
+    """Stands in for the few tensorrt objects build_plan touches and records what it asks of them."""
+
+    def __init__(self, has_fp16_flag: bool, parser_error: tuple | None = None):
+        self.calls: list[tuple] = []
+        self.parsed: onnx.ModelProto | None = None
+        flags = ["TF32", "FP16"] if has_fp16_flag else ["TF32"]
+        self.BuilderFlag = type("BuilderFlag", (), {f: f for f in flags})
+        self.MemoryPoolType = type("MemoryPoolType", (), {"WORKSPACE": "WORKSPACE"})
+        severity = type("Severity", (), {"INTERNAL_ERROR": 0, "ERROR": 1, "WARNING": 2})
+        self.ILogger = type("ILogger", (), {"Severity": severity, "__init__": lambda self: None})
+        self.parser_error = parser_error
+
+    def __getattr__(self, name):  # any other object: a recorder of method calls
+        def method(*args):
+            self.calls.append((name, *args))
+            if name == "parse":
+                self.parsed = onnx.load_from_string(args[0])
+                return self.parser_error is None
+            if name == "get_error":
+                node, node_name, op, desc = self.parser_error
+                return type("E", (), {"node": lambda s: node, "node_name": lambda s: node_name, "node_operator": lambda s: op,
+                                      "desc": lambda s: desc, "code": lambda s: "UNSUPPORTED_NODE"})()
+            if name == "build_serialized_network":
+                return b"plan"
+            return self
+
+        return method
+
+    @property
+    def num_errors(self):
+        return 1
+
+    def Builder(self, logger):  # noqa: N802 - the tensorrt name
+        return self
+
+    def OnnxParser(self, network, logger):  # noqa: N802
+        return self
+
+
+def _fake_tensorrt(monkeypatch, recorder):
+    from exportloss.trt import engine
+
+    monkeypatch.setattr(engine, "require_tensorrt", lambda: recorder)
+
+
+@pytest.mark.parametrize("has_fp16_flag", [True, False], ids=["tensorrt-10", "tensorrt-11"])
+def test_fp16_uses_the_builder_flag_on_10_and_an_fp16_graph_on_11(monkeypatch, has_fp16_flag):
+    recorder = _Recorder(has_fp16_flag)
+    _fake_tensorrt(monkeypatch, recorder)
+    profile = make_profile({"x": (1, 4)}, {"x": (8, 4)}, {"x": (32, 4)})
+    assert build_plan(relu_model(), "fp16", workspace_mib=64, profile=profile) == b"plan"
+    calls = {call[0]: call[1:] for call in recorder.calls}
+    assert calls["set_memory_pool_limit"] == ("WORKSPACE", 64 << 20) and calls["clear_flag"] == ("TF32",)
+    assert calls["set_shape"] == ("x", (1, 4), (8, 4), (32, 4))
+    casts_to_fp16 = [n for n in recorder.parsed.graph.node if n.op_type == "Cast" and n.attribute[0].i == TensorProto.FLOAT16]
+    if has_fp16_flag:
+        assert calls["set_flag"] == ("FP16",) and casts_to_fp16 == []
+    else:
+        assert "set_flag" not in calls and len(casts_to_fp16) == 1
+        assert recorder.parsed.graph.initializer[0].data_type == TensorProto.FLOAT16
+
+
+def test_fp32_sets_no_precision_flag(monkeypatch):
+    recorder = _Recorder(True)
+    _fake_tensorrt(monkeypatch, recorder)
+    build_plan(relu_model(4))
+    assert [c[0] for c in recorder.calls].count("set_flag") == 0
+    assert "set_shape" not in [c[0] for c in recorder.calls]
+
+
+def test_parser_errors_are_reported_per_node(monkeypatch):
+    _fake_tensorrt(monkeypatch, _Recorder(True, parser_error=(1, "/Mul_1", "Mul", "type mismatch")))
+    with pytest.raises(EngineBuildError, match=r"rejected the graph:\n  node 1 \(/Mul_1, Mul\): type mismatch \[UNSUPPORTED_NODE\]"):
+        build_plan(relu_model(4))
