@@ -6,8 +6,9 @@ cosine). A zero feature (or a zero weight column) therefore has ``cos θ = 0``, 
 every output stays finite. The margined target cosine ``φ`` is
 
 * ``margin="arcface"``: ``φ = cos(θ + m)``, expanded as ``cos θ cos m - sin θ sin m`` (no acos) with
-  ``sin θ = sqrt(max(1 - cos²θ, 1e-7))``. The floor 1e-7 is float32's own resolution of ``1 - cos²θ``
-  near ``cos θ = ±1``; it keeps the gradient finite there and moves no value by more than that rounding.
+  ``sin θ = sqrt(max(1 - cos²θ, tiny))``, ``tiny`` the dtype's smallest normal number (1.2e-38 in
+  float32). Computed ``1 - cos²θ`` is either 0 or far above ``tiny``, so the floor changes no value; it
+  only keeps ``sqrt`` away from 0, whose infinite derivative would make the gradient NaN at ``cos θ = ±1``.
   Where ``θ + m > π`` (``cos θ <= cos(π - m)``) ``cos(θ + m)`` would increase with θ again, so ``φ`` falls
   back to ``cos θ - m sin m``, as insightface (before Dec 2022) and arcface-pytorch do with their
   ``th``/``mm`` constants. The fallback is monotonic but not continuous at ``θ = π - m``.
@@ -38,15 +39,13 @@ from .focal_loss import reduce_valid, stable_softplus, valid_labels
 ANGULAR_MARGINS = ("arcface", "cosface")
 NORM_EPS = 1e-12
 """Floor of ``||x||`` and ``||w_j||`` when normalising (``F.normalize``'s default)."""
-SIN2_EPS = 1e-7
-"""Floor of ``1 - cos²θ`` under the square root of ArcFace's ``sin θ``."""
 
 
 def margined_cosine(cos: torch.Tensor, m: float, margin: str = "arcface") -> torch.Tensor:
     """``φ`` of the module docstring, elementwise: ``cos(θ + m)`` with the ``θ + m > π`` fallback, or ``cos θ - m``."""
     if margin == "cosface":
         return cos - m
-    sin = (1.0 - cos * cos).clamp_min(SIN2_EPS).sqrt()
+    sin = (1.0 - cos * cos).clamp_min(torch.finfo(cos.dtype).tiny).sqrt()
     shifted = cos * math.cos(m) - sin * math.sin(m)
     return torch.where(cos > math.cos(math.pi - m), shifted, cos - m * math.sin(m))
 
@@ -110,6 +109,8 @@ class ArcSoftmax(_AngularMarginHead):
     """The seed's ArcNet head, corrected: ``forward(features [B, D]) -> P [B, C]`` (formula in the module docstring).
 
     Rows of ``P`` do not sum to 1: each entry is the probability its class would get as the label.
+    Entries below the dtype's smallest number (about ``e^-103`` in float32, e.g. a feature opposite its
+    class at ``s = 64``) underflow to 0; :class:`ArcFaceLoss` stays in log space and has no such limit.
 
     Args:
         feat_dim, num_classes: ``D`` and ``C >= 2``; the weight ``[D, C]`` is drawn from a standard normal.

@@ -164,6 +164,17 @@ def _arc_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     return inputs
 
 
+def _at_angles(directions: np.ndarray, rng: np.random.Generator, low: float = 0.2, high: float = 1.2) -> np.ndarray:
+    """Features at angles uniform in ``[low, high]`` radians from ``directions`` [B, D], where ``P`` of that class
+    sweeps from nearly 1 to nearly 0 at ``s = 64``, ``m = 0.5`` (random features give only ``P ~ 0``)."""
+    unit = directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    other = rng.normal(size=unit.shape)
+    other -= (other * unit).sum(1, keepdims=True) * unit
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    angle = rng.uniform(low, high, size=(len(unit), 1))
+    return np.cos(angle) * unit + np.sin(angle) * other
+
+
 def _arc_edge_cases(head: Callable[[], nn.Module]) -> Callable[[Shapes, np.random.Generator], list[Case]]:
     def edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
         inputs = _arc_inputs(shapes, rng)
@@ -176,6 +187,7 @@ def _arc_edge_cases(head: Callable[[], nn.Module]) -> Callable[[Shapes, np.rando
         zero[::2] = 0.0
         cases = [
             Case("near-class-weight", _replace(inputs, features=near)),
+            Case("angles-around-the-margin", _replace(inputs, features=_at_angles(weight.T[classes], rng))),
             Case("opposite-class-weight", _replace(inputs, features=-near)),
             Case("zero-features", _replace(inputs, features=zero)),
             Case("tiny-and-huge-norms", _replace(inputs, features=inputs["features"] * np.where(rng.random((batch, 1)) < 0.5, 1e-6, 1e6))),
