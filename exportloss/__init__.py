@@ -14,6 +14,9 @@ from .focal_loss import FocalLoss, SigmoidFocalLoss
 from .dice import SEGMENTATION_MODES, DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss, dice_score
 from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou
 from .iou_loss import IoULoss
+from .assign import Assignment, MaxIoUAssigner, max_iou_assign
+from .match_metrics import MatchMetrics, Metrics, match_metrics
+from .nms import NMS_KINDS, ClusterNMS, Detections, FastNMS, cluster_nms, fast_nms
 
 __all__ = [
     "ANGULAR_MARGINS",
@@ -39,4 +42,16 @@ __all__ = [
     "SoftDiceLoss",
     "TverskyLoss",
     "dice_score",
+    "Assignment",
+    "MaxIoUAssigner",
+    "max_iou_assign",
+    "MatchMetrics",
+    "Metrics",
+    "match_metrics",
+    "NMS_KINDS",
+    "ClusterNMS",
+    "Detections",
+    "FastNMS",
+    "cluster_nms",
+    "fast_nms",
 ]

@@ -15,6 +15,7 @@ from ._registry import (
 # Importing a family module registers its entries; the order here is the order of `exportloss list`.
 from . import boxes  # noqa: E402,F401
 from . import classification  # noqa: E402,F401
+from . import detection  # noqa: E402,F401
 from . import segmentation  # noqa: E402,F401
 
 __all__ = ["EXAMPLE_SEED", "Case", "GraphEntry", "TensorSpec", "UnknownGraphError", "get", "names", "register", "resolve"]

@@ -1,0 +1,70 @@
+"""How many Cluster-NMS iterations detector-like scenes need to reach greedy NMS's result.
+
+For each seeded scene (``exportloss.catalog.detection.detection_scene``) it finds the smallest
+iteration count whose keep set equals the exact one (``iterations = candidates``), which it first
+checks against the plain-loop greedy reference, and prints the distribution, once for the whole keep
+set and once for the first ``max_det`` detections. ``exportloss.nms.DEFAULT_ITERATIONS`` was chosen
+from its output (see the README).
+
+    python export_scripts/measure_cluster_iterations.py --boxes 1000 --classes 1 --scenes 200
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import numpy as np
+import torch
+
+from exportloss import cluster_nms
+from exportloss.catalog.detection import detection_scene
+from exportloss.nms import DEFAULT_CANDIDATES, DEFAULT_ITERATIONS
+from exportloss.reference.detection import nms_reference
+
+
+def same(a, b) -> bool:
+    return all(torch.equal(x.double(), y.double()) for x, y in zip(a, b))
+
+
+def iterations_needed(boxes: torch.Tensor, scores: torch.Tensor, kind: str, max_det: int) -> tuple[int, int]:
+    """(iterations for the whole keep set, iterations for the first ``max_det`` detections)."""
+    k = min(DEFAULT_CANDIDATES, scores[0].numel())
+    exact_all = cluster_nms(boxes, scores, kind=kind, max_det=k, iterations=k)
+    greedy = nms_reference(boxes.double(), scores.double(), kind=kind, max_det=k)
+    assert same(exact_all, greedy), "exact Cluster-NMS differs from greedy NMS"
+    exact_top = cluster_nms(boxes, scores, kind=kind, max_det=max_det, iterations=k)
+    needed_top = None
+    for t in range(1, k + 1):
+        if needed_top is None and same(cluster_nms(boxes, scores, kind=kind, max_det=max_det, iterations=t), exact_top):
+            needed_top = t
+        if same(cluster_nms(boxes, scores, kind=kind, max_det=k, iterations=t), exact_all):
+            return t, needed_top
+    raise AssertionError("unreachable: iterations = candidates is exact")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boxes", type=int, default=1000)
+    parser.add_argument("--classes", type=int, default=1, help="1 = class-agnostic scores [B, N]")
+    parser.add_argument("--scenes", type=int, default=100)
+    parser.add_argument("--max-det", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    scores_shape = (1, args.boxes, args.classes) if args.classes > 1 else (1, args.boxes)
+    for kind in ("iou", "diou"):
+        whole, top = Counter(), Counter()
+        for _ in range(args.scenes):
+            scene = detection_scene(rng, (1, args.boxes, 4), scores_shape)
+            t_all, t_top = iterations_needed(torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"]), kind, args.max_det)
+            whole[t_all] += 1
+            top[t_top] += 1
+        covered = sum(n for t, n in top.items() if t <= DEFAULT_ITERATIONS)
+        print(f"{kind:>4}  N={args.boxes} C={args.classes}  whole keep set: {dict(sorted(whole.items()))}  "
+              f"first {args.max_det}: {dict(sorted(top.items()))}  "
+              f"default {DEFAULT_ITERATIONS} reaches greedy on {covered}/{args.scenes}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Catalog entries of detection post-processing: max-IoU assignment, Cluster/Fast NMS, match metrics.
+
+Inputs imitate a detector's output: :func:`detection_scene` draws objects, clusters of jittered
+boxes around each with scores that fall with the jitter, a confusable second class on some boxes,
+and background boxes with low scores. Every output of these graphs is either an input value passed
+through (boxes, scores), an integer, or an overlap; the tolerances are the defaults.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..assign import MaxIoUAssigner
+from ..match_metrics import MatchMetrics
+from ..nms import DEFAULT_CANDIDATES, ClusterNMS, FastNMS
+from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference
+from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
+from .boxes import random_boxes
+
+IMAGE_SIZE = 640.0
+
+
+def jitter_boxes(rng: np.random.Generator, boxes: np.ndarray, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``[..., 4]`` with centres moved and sides scaled by about ``spread`` of their size, and the
+    jitter's magnitude ``[...]`` (0 = unchanged)."""
+    wh = boxes[..., 2:] - boxes[..., :2]
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    shift = rng.normal(0.0, spread, size=wh.shape)
+    log_scale = rng.normal(0.0, spread, size=wh.shape)
+    centre = centre + shift * wh
+    wh = wh * np.exp(log_scale)
+    jittered = np.concatenate([centre - wh / 2, centre + wh / 2], axis=-1)
+    return jittered.astype(np.float32), np.sqrt((shift**2).sum(-1) + (log_scale**2).sum(-1))
+
+
+def detection_scene(rng: np.random.Generator, boxes_shape: tuple[int, ...], scores_shape: tuple[int, ...]) -> Inputs:
+    """A detector-like scene: ``boxes [B, N, 4]`` (xyxy, in a 640-pixel image) and ``scores [B, N(, C)]``.
+
+    3 to 12 objects per image; 80 % of the boxes are jittered copies of an object scoring
+    ``confidence · exp(-2 · jitter)`` for its class (30 % of them also score a confusable class at a
+    fraction of that); the rest are background boxes scoring under 0.3 for a random class. Every other
+    score is noise under 0.02.
+    """
+    batch, num_boxes = boxes_shape[:2]
+    num_classes = scores_shape[2] if len(scores_shape) == 3 else 1
+    boxes = np.empty((batch, num_boxes, 4), np.float32)
+    scores = rng.uniform(0.0, 0.02, size=(batch, num_boxes, num_classes))
+    for b in range(batch):
+        num_objects = int(rng.integers(3, 13))
+        objects = random_boxes(rng, (num_objects, 4), scale=IMAGE_SIZE)
+        owner = rng.integers(0, num_objects, size=num_boxes)
+        jittered, jitter = jitter_boxes(rng, objects[owner], spread=0.12)
+        is_object = rng.uniform(size=num_boxes) < 0.8
+        boxes[b] = np.where(is_object[:, None], jittered, random_boxes(rng, (num_boxes, 4), scale=IMAGE_SIZE))
+        object_class = rng.integers(0, num_classes, size=num_objects)[owner]
+        confidence = rng.uniform(0.4, 1.0, size=num_objects)[owner]
+        score = np.where(is_object, confidence * np.exp(-2.0 * jitter), rng.uniform(0.0, 0.3, size=num_boxes))
+        cls = np.where(is_object, object_class, rng.integers(0, num_classes, size=num_boxes))
+        scores[b, np.arange(num_boxes), cls] = score
+        confusable = is_object & (rng.uniform(size=num_boxes) < 0.3)
+        other = (cls + rng.integers(1, max(num_classes, 2), size=num_boxes)) % num_classes
+        scores[b, confusable, other[confusable]] = score[confusable] * rng.uniform(0.3, 0.9, size=int(confusable.sum()))
+    return {"boxes": boxes, "scores": scores.reshape(scores_shape).astype(np.float32)}
+
+
+def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+    scene = detection_scene(rng, shapes["boxes"], shapes["scores"])
+    boxes, scores = scene["boxes"], scene["scores"]
+    half = boxes.shape[1] // 2
+    # The first half's boxes again in the second half, each copy scoring only another class.
+    cross_boxes = boxes.copy()
+    cross_boxes[:, half: 2 * half] = boxes[:, :half]
+    cross_scores = scores.copy()
+    if scores.ndim == 3:
+        cross_scores[:, half: 2 * half] = np.roll(scores[:, :half], 1, axis=-1)
+    identical = np.broadcast_to(boxes[:, :1], boxes.shape).copy()
+    crowded = random_boxes(rng, boxes.shape, scale=IMAGE_SIZE) * np.float32(0.05)  # small, rarely overlapping
+    crowded += np.tile(rng.uniform(0.0, IMAGE_SIZE, size=(*boxes.shape[:2], 2)).astype(np.float32), 2)
+    degenerate = boxes.copy()
+    degenerate[:, ::3, 2:] = degenerate[:, ::3, :2]  # every third box is a point
+    return [
+        Case("nothing-above-score-thr", {"boxes": boxes, "scores": scores * np.float32(0.04)}),
+        Case("all-boxes-identical", {"boxes": identical, "scores": scores}),
+        Case("more-candidates-than-max-det", {"boxes": crowded, "scores": rng.uniform(0.5, 1.0, scores.shape).astype(np.float32)}),
+        Case("same-box-other-class", {"boxes": cross_boxes, "scores": cross_scores}),
+        Case("tied-scores", {"boxes": boxes, "scores": np.round(scores * 4) / np.float32(4)}),
+        Case("all-scores-equal", {"boxes": boxes, "scores": np.full_like(scores, 0.5)}),
+        Case("zero-area-boxes", {"boxes": degenerate, "scores": scores}),
+    ]
+
+
+def nms_reference_for(module, boxes, scores, fast: bool = False):
+    config = module.config
+    return nms_reference(
+        boxes, scores, config.iou_thr, config.kind, config.diou_beta, config.score_thr, config.max_det,
+        config.candidates or DEFAULT_CANDIDATES, config.eps, fast=fast,
+    )
+
+
+def prefix_valid(rng: np.random.Generator, shape: tuple[int, ...], min_valid: int = 1) -> np.ndarray:
+    """``[B, M]`` bool: a random number (at least ``min_valid``) of leading True per row, the padding after."""
+    counts = rng.integers(min(min_valid, shape[1]), shape[1] + 1, size=shape[0])
+    return np.arange(shape[1]) < counts[:, None]
+
+
+def assign_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+    """Ground truths anywhere; half the anchors are jittered ground truths (so some match), half random."""
+    gt_boxes = random_boxes(rng, shapes["gt_boxes"], scale=IMAGE_SIZE)
+    num_anchors = shapes["anchors"][1]
+    pick = rng.integers(0, gt_boxes.shape[1], size=(gt_boxes.shape[0], num_anchors))
+    near, _ = jitter_boxes(rng, np.take_along_axis(gt_boxes, pick[..., None], axis=1), spread=0.2)
+    anchors = np.where(
+        (np.arange(num_anchors) % 2 == 0)[:, None], near, random_boxes(rng, near.shape, scale=IMAGE_SIZE)
+    )[: shapes["anchors"][0]]
+    return {"anchors": anchors, "gt_boxes": gt_boxes, "gt_valid": prefix_valid(rng, shapes["gt_valid"])}
+
+
+def assign_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+    ordinary = assign_inputs(shapes, rng)
+    no_gt = dict(ordinary, gt_valid=np.zeros_like(ordinary["gt_valid"]))
+    one_padded_image = dict(ordinary, gt_valid=ordinary["gt_valid"].copy())
+    one_padded_image["gt_valid"][0] = False
+    identical_anchors = dict(ordinary, anchors=np.broadcast_to(ordinary["anchors"][:, :1], ordinary["anchors"].shape).copy())
+    far_gts = dict(ordinary, gt_boxes=ordinary["gt_boxes"] + np.float32(10 * IMAGE_SIZE))
+    rows = min(shapes["anchors"][1], shapes["gt_boxes"][1])
+    exact = dict(ordinary, anchors=ordinary["anchors"].copy())
+    exact["anchors"][:, :rows] = ordinary["gt_boxes"][: exact["anchors"].shape[0], :rows]
+    return [
+        Case("no-valid-gt", no_gt),
+        Case("one-image-all-padding", one_padded_image),
+        Case("identical-anchors", identical_anchors),
+        Case("gts-overlap-no-anchor", far_gts),
+        Case("anchors-equal-gts", exact),
+    ]
+
+
+def match_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+    """Predictions: jittered copies of the ground truths (some close, some not) followed by random boxes."""
+    gt_boxes = random_boxes(rng, shapes["gt_boxes"], scale=IMAGE_SIZE)
+    num_preds = shapes["pred_boxes"][1]
+    pick = np.arange(num_preds) % gt_boxes.shape[1]
+    spread = rng.uniform(0.02, 0.4, size=(gt_boxes.shape[0], num_preds, 1))
+    near, _ = jitter_boxes(rng, gt_boxes[:, pick], spread=1.0)
+    near = gt_boxes[:, pick] + (near - gt_boxes[:, pick]) * spread.astype(np.float32)
+    far = random_boxes(rng, near.shape, scale=IMAGE_SIZE)
+    pred_boxes = np.where((np.arange(num_preds) < 2 * gt_boxes.shape[1])[:, None], near, far).astype(np.float32)
+    return {
+        "pred_boxes": pred_boxes,
+        "pred_valid": prefix_valid(rng, shapes["pred_valid"], min_valid=0),
+        "gt_boxes": gt_boxes,
+        "gt_valid": prefix_valid(rng, shapes["gt_valid"], min_valid=0),
+    }
+
+
+def match_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+    ordinary = match_inputs(shapes, rng)
+    rows = min(shapes["pred_boxes"][1], shapes["gt_boxes"][1])
+    perfect = dict(ordinary, pred_boxes=ordinary["pred_boxes"].copy(), pred_valid=np.ones_like(ordinary["pred_valid"]),
+                   gt_valid=np.ones_like(ordinary["gt_valid"]))
+    perfect["pred_boxes"][:, :rows] = ordinary["gt_boxes"][:, :rows]
+    points = dict(ordinary, gt_boxes=ordinary["gt_boxes"].copy())
+    points["gt_boxes"][..., 2:] = points["gt_boxes"][..., :2]
+    return [
+        Case("no-valid-prediction", dict(ordinary, pred_valid=np.zeros_like(ordinary["pred_valid"]))),
+        Case("no-valid-gt", dict(ordinary, gt_valid=np.zeros_like(ordinary["gt_valid"]))),
+        Case("predictions-equal-gts", perfect),
+        Case("point-gts", points),
+    ]
+
+
+def _register_detection_family() -> None:
+    nms_inputs = (TensorSpec("boxes", (2, 1000, 4)), TensorSpec("scores", (2, 1000, 80)))
+    nms_outputs = ("num_dets", "det_boxes", "det_scores", "det_classes")
+    for name, summary, build, fast in (
+        ("cluster_nms", "Cluster-NMS (IoU 0.5, 80 classes, top 1000 pairs) to 100 fixed-shape detections",
+         lambda: ClusterNMS(kind="iou"), False),
+        ("cluster_diou_nms", "Cluster-DIoU-NMS (IoU - rho^2/c^2 > 0.5) to 100 fixed-shape detections",
+         lambda: ClusterNMS(kind="diou"), False),
+        ("fast_nms", "Fast NMS (one Cluster-NMS iteration, IoU 0.5) to 100 fixed-shape detections",
+         lambda: FastNMS(kind="iou"), True),
+    ):
+        register(GraphEntry(
+            name=name,
+            summary=summary,
+            build=build,
+            inputs=nms_inputs,
+            outputs=nms_outputs,
+            reference=lambda module, boxes, scores, fast=fast: nms_reference_for(module, boxes, scores, fast),
+            random_inputs=lambda shapes, rng: detection_scene(rng, shapes["boxes"], shapes["scores"]),
+            edge_cases=nms_edge_cases,
+        ))
+    register(GraphEntry(
+        name="max_iou_assign",
+        summary="mmdet MaxIoUAssigner: anchor -> gt index / -1 background / -2 ignored, padded gts",
+        build=MaxIoUAssigner,
+        inputs=(TensorSpec("anchors", (2, 1000, 4)), TensorSpec("gt_boxes", (2, 20, 4)), TensorSpec("gt_valid", (2, 20), "bool")),
+        outputs=("assigned_gt", "max_overlap"),
+        reference=lambda module, anchors, gt_boxes, gt_valid: max_iou_assign_reference(
+            anchors, gt_boxes, gt_valid, *module.config
+        ),
+        random_inputs=assign_inputs,
+        edge_cases=assign_edge_cases,
+    ))
+    register(GraphEntry(
+        name="match_metrics",
+        summary="per image: mean best IoU of valid gts, recall@0.5/0.75, CIoU loss of matched pairs",
+        build=MatchMetrics,
+        inputs=(TensorSpec("pred_boxes", (2, 100, 4)), TensorSpec("pred_valid", (2, 100), "bool"),
+                TensorSpec("gt_boxes", (2, 20, 4)), TensorSpec("gt_valid", (2, 20), "bool")),
+        outputs=("mean_best_iou", "recall", "matched_loss", "num_gt"),
+        reference=lambda module, pred_boxes, pred_valid, gt_boxes, gt_valid: match_metrics_reference(
+            pred_boxes, pred_valid, gt_boxes, gt_valid, *module.config
+        ),
+        random_inputs=match_inputs,
+        edge_cases=match_edge_cases,
+    ))
+
+
+_register_detection_family()

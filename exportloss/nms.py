@@ -1,0 +1,236 @@
+"""Fixed-shape non-maximum suppression for deployment graphs: Fast NMS and Cluster-NMS.
+
+Greedy NMS walks the candidates in descending score order and keeps one unless a *kept* candidate of
+the same class overlaps it by more than ``iou_thr``. Exported naively it becomes ONNX
+NonMaxSuppression, whose output length depends on the data. The matrix forms here need no such
+operator. With ``S[i, j] = 1`` when candidate ``i`` precedes ``j`` (higher score), has the same
+class and ``overlap(i, j) > iou_thr``, and ``keep⁰ = 1``:
+
+    keepᵗ⁺¹[j] = 1  if  Σᵢ keepᵗ[i] · S[i, j] = 0  else 0
+
+One iteration is **Fast NMS** (YOLACT): already-suppressed candidates still suppress, so it can
+drop boxes greedy NMS keeps. Iterating is **Cluster-NMS** (Zheng et al.): after ``t`` iterations
+every candidate whose longest chain of suppressors is shorter than ``t`` is decided exactly as
+greedy NMS decides it, so ``iterations >= candidates`` always reproduces greedy NMS, and far fewer
+suffice on real detector output (:data:`DEFAULT_ITERATIONS`, measured; see the README).
+
+``overlap`` is IoU (``kind="iou"``) or the DIoU-NMS criterion ``IoU − (ρ² / (c² + eps))^β``
+(``kind="diou"``, ρ the centre distance, c the enclosing box's diagonal); IoU is
+``I / (U + eps)`` as in :mod:`exportloss.iou`.
+
+**Candidates.** Scores ``[B, N, C]`` make ``N·C`` (box, class) pairs (a box may be detected as
+several classes, as in mmdet's multiclass NMS); scores ``[B, N]`` make ``N`` pairs of class 0. The
+``candidates`` highest-scoring pairs enter NMS (ONNX TopK with a constant K < 3840, TensorRT's
+limit); of those, only pairs with ``score > score_thr`` can be kept. **Tie rule:** pairs are ordered
+by score, descending, and equal scores by flat index ``n·C + c``, ascending: the earlier box (then
+the lower class) counts as higher-scored. ONNX TopK specifies exactly this tie-break; eager PyTorch
+uses a stable sort to get the same order.
+
+**Outputs** (fixed shapes, as TensorRT's EfficientNMS plugin had them): ``num_dets [B]`` (int64),
+``det_boxes [B, max_det, 4]``, ``det_scores [B, max_det]``, ``det_classes [B, max_det]`` (int64).
+Row ``b`` holds its ``num_dets[b]`` detections first, in descending score order; the remaining slots
+hold zero boxes, zero scores and class -1. The result equals ``torchvision.ops.batched_nms`` on the
+candidate pairs followed by a cut to the first ``max_det`` (with IoU's eps, pairs whose IoU lies
+within ~1e-7 of ``iou_thr`` may fall on the other side), and equals it on all pairs whenever at most
+``candidates`` pairs score above ``score_thr``.
+
+Classes never suppress each other: the class test is an exact comparison, not torchvision's
+coordinate-offset trick, which loses float32 precision on large offsets.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_choice, check_float_tensor
+from .iou import pairwise_iou
+
+NMS_KINDS = ("iou", "diou")
+TOPK_LIMIT = 3840
+"""TensorRT's TopK needs a constant ``K < 3840``."""
+DEFAULT_CANDIDATES = 1000
+DEFAULT_ITERATIONS = 16
+"""Cluster-NMS iterations when none are given. Measured with ``export_scripts/measure_cluster_iterations.py``
+on detector-like scenes of 1000 boxes: the slowest needed 10 iterations to reach greedy NMS's full keep
+set (class-agnostic DIoU); 16 leaves margin at the cost of one [K, K] x [K, 1] product per iteration."""
+
+
+class Detections(NamedTuple):
+    num_dets: torch.Tensor
+    det_boxes: torch.Tensor
+    det_scores: torch.Tensor
+    det_classes: torch.Tensor
+
+
+def cluster_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    iou_thr: float = 0.5,
+    kind: str = "iou",
+    diou_beta: float = 1.0,
+    score_thr: float = 0.05,
+    max_det: int = 100,
+    iterations: int | None = None,
+    candidates: int | None = None,
+    eps: float = 1e-7,
+) -> Detections:
+    """Batched multi-class Cluster-NMS with fixed-shape outputs (see the module docstring).
+
+    Args:
+        boxes: ``[B, N, 4]`` xyxy boxes.
+        scores: ``[B, N, C]`` per-class scores, or ``[B, N]`` (one class, reported as class 0).
+        iou_thr: a candidate is suppressed when its overlap with a kept one is ``> iou_thr``.
+        kind: ``"iou"`` or ``"diou"`` (DIoU-NMS).
+        diou_beta: the exponent β of DIoU-NMS's penalty ``(ρ²/(c² + eps))^β``; ignored for IoU.
+        score_thr: only pairs with ``score > score_thr`` can be kept.
+        max_det: detections per image in the outputs.
+        iterations: Cluster-NMS iterations; ``1`` is Fast NMS, ``>= candidates`` is exactly greedy
+            NMS, ``None`` is :data:`DEFAULT_ITERATIONS`.
+        candidates: how many top-scoring pairs enter NMS; default ``min(N·C, 1000)``, at most 3839.
+        eps: stabiliser of IoU and of DIoU's diagonal.
+
+    Returns:
+        :class:`Detections` ``(num_dets [B], det_boxes [B, max_det, 4], det_scores [B, max_det],
+        det_classes [B, max_det])``.
+    """
+    config = _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps)
+    return _cluster_nms(boxes, scores, config)
+
+
+def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, **kwargs) -> Detections:
+    """Fast NMS: :func:`cluster_nms` with one iteration (may drop boxes greedy NMS would keep)."""
+    return cluster_nms(boxes, scores, iterations=1, **kwargs)
+
+
+class _Config(NamedTuple):
+    iou_thr: float
+    kind: str
+    diou_beta: float
+    score_thr: float
+    max_det: int
+    iterations: int
+    candidates: int | None
+    eps: float
+
+
+def _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps) -> _Config:
+    check_choice("kind", kind, NMS_KINDS)
+    if not diou_beta > 0:
+        raise ValueError(f"diou_beta must be positive; got {diou_beta!r}")
+    if not (isinstance(max_det, int) and 1 <= max_det < TOPK_LIMIT):
+        raise ValueError(f"max_det must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {max_det!r}")
+    if iterations is not None and not (isinstance(iterations, int) and iterations >= 1):
+        raise ValueError(f"iterations must be a positive int or None; got {iterations!r}")
+    if candidates is not None and not (isinstance(candidates, int) and 1 <= candidates < TOPK_LIMIT):
+        raise ValueError(f"candidates must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {candidates!r}")
+    iterations = DEFAULT_ITERATIONS if iterations is None else iterations
+    return _Config(float(iou_thr), kind, float(diou_beta), float(score_thr), max_det, iterations, candidates, float(eps))
+
+
+def _check_inputs(boxes: object, scores: object) -> None:
+    boxes = check_float_tensor("boxes", boxes)
+    scores = check_float_tensor("scores", scores)
+    if boxes.dim() != 3 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape [B, N, 4]; got {list(boxes.shape)}")
+    if scores.dim() not in (2, 3) or scores.shape[:2] != boxes.shape[:2]:
+        raise ValueError(
+            f"scores must have shape [B, N] or [B, N, C] with B, N = {list(boxes.shape[:2])} from boxes; "
+            f"got {list(scores.shape)}"
+        )
+
+
+def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> Detections:
+    _check_inputs(boxes, scores)
+    batch, num_boxes = boxes.shape[:2]
+    num_classes = scores.shape[2] if scores.dim() == 3 else 1
+    k = min(config.candidates or DEFAULT_CANDIDATES, num_boxes * num_classes)
+    cand_scores, cand_index = _top_candidates(scores.reshape(batch, num_boxes * num_classes), k)
+    if num_classes > 1:
+        box_index = torch.div(cand_index, num_classes, rounding_mode="trunc")  # indices are >= 0
+        cand_classes = cand_index - box_index * num_classes
+    else:
+        box_index, cand_classes = cand_index, torch.zeros_like(cand_index)
+    cand_boxes = boxes.gather(1, box_index.unsqueeze(-1).expand(batch, k, 4))
+
+    # suppressed_by[b, j, i] = 1 when candidate i may suppress candidate j (S transposed: the overlap
+    # and the class test are symmetric), so that each iteration is one matrix-vector product with the
+    # [B, K, 1] keep column. Candidates under score_thr sort last, so they can only suppress each other
+    # and need no mask here.
+    order = torch.arange(k, device=boxes.device)
+    suppressed_by = (_overlap(cand_boxes, config) > config.iou_thr) & (order.unsqueeze(1) > order)
+    if num_classes > 1:
+        suppressed_by = suppressed_by & (cand_classes.unsqueeze(2) == cand_classes.unsqueeze(1))
+    suppressed_by = suppressed_by.to(boxes.dtype)
+    keep = torch.ones(batch, k, 1, dtype=boxes.dtype, device=boxes.device)
+    for _ in range(config.iterations):
+        keep = (torch.matmul(suppressed_by, keep) < 0.5).to(boxes.dtype)
+    kept = (keep.squeeze(2) > 0.5) & (cand_scores > config.score_thr)
+
+    # Earlier candidates get larger keys, so TopK returns the kept ones in score order (keys of kept
+    # candidates are distinct; slots past the last kept one get key 0 and are blanked).
+    slot_key, slot = torch.where(kept, (k - order).to(boxes.dtype), 0.0).topk(min(config.max_det, k), dim=1)
+    filled = slot_key > 0
+    det_boxes = torch.where(filled.unsqueeze(-1), cand_boxes.gather(1, slot.unsqueeze(-1).expand(-1, -1, 4)), 0.0)
+    det_scores = torch.where(filled, cand_scores.gather(1, slot), 0.0)
+    det_classes = torch.where(filled, cand_classes.gather(1, slot), -1)
+    missing = config.max_det - slot.shape[1]
+    if missing:
+        det_boxes = F.pad(det_boxes, (0, 0, 0, missing))
+        det_scores = F.pad(det_scores, (0, missing))
+        det_classes = F.pad(det_classes, (0, missing), value=-1)
+    num_dets = kept.sum(dim=1).clamp(max=config.max_det)
+    return Detections(num_dets, det_boxes, det_scores, det_classes)
+
+
+def _top_candidates(flat_scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best ``[B, P]`` scores in descending order, ties to the lower index, and their indices."""
+    if torch.jit.is_tracing() or torch.compiler.is_exporting() or torch.compiler.is_compiling():
+        return flat_scores.topk(k, dim=1)  # ONNX TopK breaks ties by the lower index
+    ordered, index = flat_scores.sort(dim=1, descending=True, stable=True)  # torch.topk leaves ties unordered
+    return ordered[:, :k], index[:, :k]
+
+
+def _overlap(boxes: torch.Tensor, config: _Config) -> torch.Tensor:
+    """``[B, K, K]`` NMS criterion of the candidates with each other."""
+    if config.kind == "iou":
+        return pairwise_iou(boxes, boxes, "iou", eps=config.eps)
+    diou = pairwise_iou(boxes, boxes, "diou", eps=config.eps)
+    if config.diou_beta == 1.0:
+        return diou
+    iou = pairwise_iou(boxes, boxes, "iou", eps=config.eps)
+    return iou - (iou - diou).clamp(min=0).pow(config.diou_beta)
+
+
+class ClusterNMS(nn.Module):
+    """Module form of :func:`cluster_nms`: ``forward(boxes [B, N, 4], scores [B, N(, C)]) -> Detections``."""
+
+    def __init__(
+        self,
+        iou_thr: float = 0.5,
+        kind: str = "iou",
+        diou_beta: float = 1.0,
+        score_thr: float = 0.05,
+        max_det: int = 100,
+        iterations: int | None = None,
+        candidates: int | None = None,
+        eps: float = 1e-7,
+    ) -> None:
+        super().__init__()
+        self.config = _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps)
+
+    def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections:
+        return _cluster_nms(boxes, scores, self.config)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={value!r}" for name, value in self.config._asdict().items())
+
+
+class FastNMS(ClusterNMS):
+    """Fast NMS: :class:`ClusterNMS` with ``iterations=1``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(iterations=1, **kwargs)

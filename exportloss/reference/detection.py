@@ -1,0 +1,167 @@
+"""Float64 references for detection post-processing, written as the plain loops they describe.
+
+* :func:`nms_reference`: greedy NMS (or Fast NMS), candidate by candidate, per image. For
+  ``kind="iou"`` it is ``torchvision.ops.batched_nms`` on the candidate (box, class) pairs followed by
+  a cut to the first ``max_det``; for ``kind="diou"`` it is DIoU-NMS.
+* :func:`max_iou_assign_reference`: mmdet's ``MaxIoUAssigner`` steps, anchor by anchor and ground
+  truth by ground truth.
+* :func:`match_metrics_reference`: best overlap per ground truth, ground truth by ground truth.
+
+Overlaps come from :func:`exportloss.reference.boxes.box_pair_metric`, one box pair at a time, except
+in NMS, which compares one candidate with its rivals at once (:func:`nms_criterion`).
+Conventions (eps placement, tie rules, padding) are those documented in :mod:`exportloss.nms`,
+:mod:`exportloss.assign` and :mod:`exportloss.match_metrics`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .boxes import box_pair_metric
+
+
+def nms_criterion(box: np.ndarray, others: np.ndarray, kind: str, diou_beta: float, eps: float) -> np.ndarray:
+    """IoU, or DIoU-NMS's ``IoU − (ρ²/(c² + eps))^β``, of one xyxy box ``[4]`` with each of ``others [R, 4]``.
+
+    Vectorised over ``others`` (in float64) only for speed; the formulas are those of
+    :func:`exportloss.reference.boxes.box_pair_metric`, including inverted boxes counting as zero-width.
+    """
+    x1, y1 = box[0], box[1]
+    x2, y2 = max(box[2], x1), max(box[3], y1)
+    ox1, oy1 = others[:, 0], others[:, 1]
+    ox2, oy2 = np.maximum(others[:, 2], ox1), np.maximum(others[:, 3], oy1)
+    inter = np.clip(np.minimum(x2, ox2) - np.maximum(x1, ox1), 0, None) * np.clip(np.minimum(y2, oy2) - np.maximum(y1, oy1), 0, None)
+    union = (x2 - x1) * (y2 - y1) + (ox2 - ox1) * (oy2 - oy1) - inter
+    iou = inter / (union + eps)
+    if kind == "iou":
+        return iou
+    diagonal2 = (np.maximum(x2, ox2) - np.minimum(x1, ox1)) ** 2 + (np.maximum(y2, oy2) - np.minimum(y1, oy1)) ** 2
+    centre_dist2 = ((x1 + x2 - ox1 - ox2) / 2) ** 2 + ((y1 + y2 - oy1 - oy2) / 2) ** 2
+    return iou - (centre_dist2 / (diagonal2 + eps)) ** diou_beta
+
+
+def nms_reference(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    iou_thr: float = 0.5,
+    kind: str = "iou",
+    diou_beta: float = 1.0,
+    score_thr: float = 0.05,
+    max_det: int = 100,
+    candidates: int = 1000,
+    eps: float = 1e-7,
+    fast: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy NMS (``fast=False``) or Fast NMS (``fast=True``) with the outputs of :func:`exportloss.cluster_nms`.
+
+    Greedy: a candidate is kept unless an earlier *kept* candidate of its class overlaps it by more
+    than ``iou_thr``. Fast: unless *any* earlier candidate of its class does.
+    """
+    batch, num_boxes = boxes.shape[:2]
+    flat_scores = scores.reshape(batch, -1).numpy()
+    num_classes = flat_scores.shape[1] // num_boxes
+    num_dets = torch.zeros(batch, dtype=torch.int64)
+    det_boxes = torch.zeros(batch, max_det, 4, dtype=torch.float64)
+    det_scores = torch.zeros(batch, max_det, dtype=torch.float64)
+    det_classes = torch.full((batch, max_det), -1, dtype=torch.int64)
+    for b in range(batch):
+        # Descending score; equal scores keep their flat order (a stable sort).
+        order = np.argsort(-flat_scores[b], kind="stable")[:candidates]
+        cand_scores, cand_classes = flat_scores[b][order], order % num_classes
+        cand_boxes = boxes[b].numpy()[order // num_classes]
+        kept: list[int] = []
+        for j in range(len(order)):
+            if cand_scores[j] <= score_thr or len(kept) == max_det:
+                break
+            rivals = np.arange(j) if fast else np.array(kept, dtype=np.int64)
+            rivals = rivals[cand_classes[rivals] == cand_classes[j]]
+            if not (nms_criterion(cand_boxes[j], cand_boxes[rivals], kind, diou_beta, eps) > iou_thr).any():
+                kept.append(j)
+        num_dets[b] = len(kept)
+        det_boxes[b, : len(kept)] = torch.from_numpy(cand_boxes[kept])
+        det_scores[b, : len(kept)] = torch.from_numpy(cand_scores[kept])
+        det_classes[b, : len(kept)] = torch.from_numpy(cand_classes[kept])
+    return num_dets, det_boxes, det_scores, det_classes
+
+
+def max_iou_assign_reference(
+    anchors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_valid: torch.Tensor,
+    pos_thr: float = 0.5,
+    neg_thr: float = 0.4,
+    min_pos_thr: float = 0.0,
+    allow_low_quality: bool = True,
+    kind: str = "iou",
+    eps: float = 1e-7,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mmdet's MaxIoUAssigner as loops: ``(assigned_gt [B, N] int64, max_overlap [B, N] float64)``.
+
+    Per anchor: best valid ground truth (first on ties); background below ``neg_thr``, matched at or
+    above ``pos_thr``, ignored (-2) in between. Then, for each valid ground truth in index order whose
+    best overlap exceeds ``min_pos_thr``, every anchor attaining that best overlap is given to it
+    (so a later ground truth wins a shared anchor).
+    """
+    batch, num_anchors = gt_boxes.shape[0], anchors.shape[1]
+    anchors = anchors.expand(batch, num_anchors, 4)
+    assigned = torch.full((batch, num_anchors), -1, dtype=torch.int64)
+    max_overlap = torch.zeros(batch, num_anchors, dtype=torch.float64)
+    for b in range(batch):
+        valid = [m for m, ok in enumerate(gt_valid[b].tolist()) if ok]
+        if not valid:
+            continue
+        gts = gt_boxes[b].tolist()
+        overlaps = [[box_pair_metric(anchor, gts[m], kind, eps=eps) for m in valid] for anchor in anchors[b].tolist()]
+        for n, row in enumerate(overlaps):
+            best = max(row)
+            max_overlap[b, n] = best
+            if best >= pos_thr:
+                assigned[b, n] = valid[row.index(best)]
+            elif best >= neg_thr:
+                assigned[b, n] = -2
+        if not allow_low_quality:
+            continue
+        for column, m in enumerate(valid):
+            gt_best = max(row[column] for row in overlaps)
+            if gt_best > min_pos_thr:
+                for n, row in enumerate(overlaps):
+                    if row[column] == gt_best:
+                        assigned[b, n] = m
+    return assigned, max_overlap
+
+
+def match_metrics_reference(
+    pred_boxes: torch.Tensor,
+    pred_valid: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_valid: torch.Tensor,
+    thresholds: tuple[float, ...] = (0.5, 0.75),
+    match_thr: float = 0.5,
+    loss_kind: str = "ciou",
+    eps: float = 1e-7,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(mean_best_iou [B], recall [B, T], matched_loss [B], num_gt [B])`` ground truth by ground truth."""
+    batch = gt_boxes.shape[0]
+    mean_best_iou = torch.zeros(batch, dtype=torch.float64)
+    recall = torch.zeros(batch, len(thresholds), dtype=torch.float64)
+    matched_loss = torch.zeros(batch, dtype=torch.float64)
+    num_gt = torch.zeros(batch, dtype=torch.int64)
+    for b in range(batch):
+        preds = [box for box, ok in zip(pred_boxes[b].tolist(), pred_valid[b].tolist()) if ok]
+        gts = [box for box, ok in zip(gt_boxes[b].tolist(), gt_valid[b].tolist()) if ok]
+        if not gts:
+            continue
+        best_ious, losses = [], []
+        for gt in gts:
+            ious = [box_pair_metric(pred, gt, "iou", eps=eps) for pred in preds]
+            best = max(ious, default=0.0)
+            best_ious.append(best)
+            if preds and best >= match_thr:
+                losses.append(1.0 - box_pair_metric(preds[ious.index(best)], gt, loss_kind, eps=eps))
+        num_gt[b] = len(gts)
+        mean_best_iou[b] = sum(best_ious) / len(gts)
+        for t, thr in enumerate(thresholds):
+            recall[b, t] = sum(best >= thr for best in best_ious) / len(gts)
+        matched_loss[b] = sum(losses) / len(losses) if losses else 0.0
+    return mean_best_iou, recall, matched_loss, num_gt
