@@ -16,6 +16,7 @@ ratios, checked at the end; a missed target makes ``exportloss bench`` exit with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -41,7 +42,7 @@ class Target:
     limit: float
 
     def describe(self) -> str:
-        return f"{self.ratio} <= {self.limit:g}"
+        return f"{self.ratio} <= {self.limit:.3g}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class BenchCase:
     """Called with the float32 torch inputs in catalog order; ``None`` where no anchor exists."""
     anchor_name: str = ""
     targets: tuple[Target, ...] = ()
+    build: Callable[[], object] | None = None
+    """Replaces the catalog entry's module where the size needs other constructor arguments (class counts)."""
     memory_bound: bool = False
     """Report a bandwidth floor: bytes of all inputs and outputs over the measured bandwidth."""
     time_reference: bool = True
@@ -97,34 +100,65 @@ def _torchvision_ops():
     return torchvision.ops
 
 
+NO_SLOWER_THAN_EAGER = Target("ort/eager", 1.0)
+
+
 def default_cases() -> list[BenchCase]:
-    """The sizes and targets of the performance issue, for every graph the catalog has."""
+    """The sizes and targets of the performance issue; every other catalog graph runs at its catalog shape.
+
+    Every case carries the target ``ort/eager <= 1``: a graph must not be slower in onnxruntime than
+    its own module in eager PyTorch.
+    """
+    from .arcface import ArcFaceLoss
+    from .catalog.classification import seeded
+    from .center_loss import CenterLoss
+
     ops = _torchvision_ops()
     cases: list[BenchCase] = []
-    pairwise_anchor = {"iou": "box_iou", "giou": "generalized_box_iou", "diou": "distance_box_iou", "ciou": "complete_box_iou"}
-    for kind, fn in pairwise_anchor.items():
-        for n in (1000, 3000):
-            cases.append(BenchCase(
-                graph=f"pairwise_{kind}", size=f"N=M={n}",
-                shapes={"boxes1": (1, n, 4), "boxes2": (1, n, 4)},
-                anchor=(lambda b1, b2, f=getattr(ops, fn): f(b1[0], b2[0])) if ops else None,
-                anchor_name=f"torchvision.ops.{fn}",
-                targets=(Target("ort/eager", 1.0), Target("ort/anchor", 1 / 3), Target("ort/floor", 10.0)),
-                memory_bound=True,
-                time_reference=n <= 1000,
-            ))
-    loss_anchor = {"giou": "generalized_box_iou_loss", "diou": "distance_box_iou_loss", "ciou": "complete_box_iou_loss"}
-    for kind in ("iou", "giou", "diou", "ciou"):
-        fn = loss_anchor.get(kind)
+
+    def add(graph: str, size: str, shapes: dict, anchor_fn: str = "", anchor=None, targets=(), **options) -> None:
+        available = ops is not None and anchor_fn
         cases.append(BenchCase(
-            graph=f"{kind}_loss", size="1e6 pairs",
-            shapes={"pred": (1_000_000, 4), "target": (1_000_000, 4)},
-            anchor=(lambda p, t, f=getattr(ops, fn): f(p, t, reduction="mean")) if ops and fn else None,
-            anchor_name=f"torchvision.ops.{fn}" if fn else "",
-            targets=(Target("ort/eager", 1.0),) + ((Target("ort/anchor", 0.5),) if fn else ()),
-            memory_bound=True,
-            time_reference=False,
+            graph=graph, size=size, shapes=shapes,
+            anchor=anchor(getattr(ops, anchor_fn)) if available else None,
+            anchor_name=f"torchvision.ops.{anchor_fn}" if anchor_fn else "",
+            targets=(NO_SLOWER_THAN_EAGER, *(t for t in targets if available or t.ratio != "ort/anchor")),
+            **options,
         ))
+
+    pairwise = {"iou": "box_iou", "giou": "generalized_box_iou", "diou": "distance_box_iou", "ciou": "complete_box_iou"}
+    for kind, fn in pairwise.items():
+        for n in (1000, 3000):
+            add(f"pairwise_{kind}", f"N=M={n}", {"boxes1": (1, n, 4), "boxes2": (1, n, 4)}, fn,
+                lambda f: lambda b1, b2: f(b1[0], b2[0]),
+                (Target("ort/anchor", 1 / 3), Target("ort/floor", 10.0)), memory_bound=True, time_reference=n <= 1000)
+    losses = {"iou": "", "giou": "generalized_box_iou_loss", "diou": "distance_box_iou_loss", "ciou": "complete_box_iou_loss"}
+    pairs = 1_000_000
+    for kind, fn in losses.items():
+        add(f"{kind}_loss", "1e6 pairs", {"pred": (pairs, 4), "target": (pairs, 4)}, fn,
+            lambda f: lambda p, t: f(p, t, reduction="mean"), (Target("ort/anchor", 0.5),),
+            memory_bound=True, time_reference=False)
+        add(f"aligned_{kind}", "1e6 pairs", {"boxes1": (1, pairs, 4), "boxes2": (1, pairs, 4)},
+            memory_bound=True, time_reference=False)
+
+    focal = (32, 8732, 21)
+    add("focal_loss", "32x8732x21", {"logits": focal, "labels": focal[:2]})
+    add("sigmoid_focal_loss", "32x8732x21", {"logits": focal, "targets": focal}, "sigmoid_focal_loss",
+        lambda f: lambda x, t: f(x, t, reduction="none"), (Target("ort/anchor", 1 / 1.5),))
+    for graph in ("soft_dice_loss", "dice_loss", "jaccard_loss", "tversky_loss", "dice_score"):
+        if graph in catalog.names():
+            target = catalog.get(graph).shapes()["target"]
+            add(graph, "8x4x256x256", {"logits": (8, 4, 256, 256),
+                                       "target": (8, 256, 256) if len(target) == 3 else (8, 4, 256, 256)})
+    add("arcface_loss", "512x512, 10000 classes", {"features": (512, 512), "labels": (512,)},
+        build=lambda: seeded(ArcFaceLoss(512, 10_000)))
+    add("center_loss", "4096x512, 1000 classes", {"features": (4096, 512), "labels": (4096,)},
+        build=lambda: seeded(CenterLoss(1000, 512)))
+
+    known = {case.graph for case in cases}
+    for graph in catalog.names():
+        if graph not in known:
+            add(graph, "catalog", {})
     return [case for case in cases if case.graph in catalog.names()]
 
 
@@ -178,6 +212,8 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
     import onnxruntime as ort
 
     entry = catalog.get(case.graph)
+    if case.build is not None:
+        entry = dataclasses.replace(entry, build=case.build)
     path = export_graph(entry, workdir, shapes=entry.shapes(case.shapes)).path
     nodes = len(onnx.load(str(path)).graph.node)
     inputs = entry.example_inputs(case.shapes)
