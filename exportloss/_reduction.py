@@ -25,3 +25,16 @@ def reduce_loss(loss: torch.Tensor, reduction: str, weight: torch.Tensor | None 
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / max(loss.numel(), 1)
+
+
+def reduce_valid(loss: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Zero the loss where ``valid`` is false, then ``"none"``, ``"sum"`` or ``"mean"`` over the valid elements.
+
+    ``"mean"`` divides by the number of valid elements and is 0 when there are none.
+    """
+    loss = torch.where(valid, loss, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / valid.sum().clamp_min(1)

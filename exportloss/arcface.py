@@ -34,7 +34,9 @@ from torch import nn
 
 from ._checks import check_choice, check_float_tensor, check_label_tensor, check_labels_in_range
 from ._reduction import check_reduction
-from .focal_loss import reduce_valid, stable_softplus, valid_labels
+from ._labels import valid_labels
+from ._numerics import stable_softplus
+from ._reduction import reduce_valid
 
 ANGULAR_MARGINS = ("arcface", "cosface")
 NORM_EPS = 1e-12

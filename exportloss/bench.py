@@ -302,26 +302,30 @@ def summary_rows(rows: Sequence[BenchRow]) -> list[list[str]]:
     """Table cells, shared by the CLI table and the README's results table."""
     def ms(row: BenchRow, name: str) -> str:
         t = row.timings.get(name)
-        return "—" if t is None else f"{t.median_ms:.2f} ({t.q1_ms:.2f}–{t.q3_ms:.2f})"
+        if t is None:
+            return "—"
+        spread = (t.q3_ms - t.q1_ms) / 2 / t.median_ms * 100
+        return f"{t.median_ms:.3g} ±{spread:.0f}%"
 
     def ratio(row: BenchRow, name: str) -> str:
         return f"{row.ratios[name]:.2f}" if name in row.ratios else "—"
 
     def mem(row: BenchRow) -> str:
         values = [row.peak_mib.get(k) for k in ("ort", "eager")]
-        return " / ".join("—" if v is None else f"{v:.0f}" for v in values)
+        return "/".join("—" if v is None else f"{v:.0f}" for v in values)
 
     return [
         [row.graph, row.size, str(row.nodes), ms(row, "ort"), ms(row, "eager"), ms(row, "reference"), ms(row, "anchor"),
          ratio(row, "ort/eager"), ratio(row, "ort/anchor"),
-         "—" if row.floor_ms is None else f"{row.floor_ms:.2f}", ratio(row, "ort/floor"), mem(row),
+         "—" if row.floor_ms is None else f"{row.floor_ms:.3g}", ratio(row, "ort/floor"), mem(row),
          "PASS" if row.passed else "FAIL: " + "; ".join(t for t, ok in row.verdicts if not ok)]
         for row in rows
     ]
 
 
-HEADERS = ["graph", "size", "nodes", "ort ms", "eager ms", "reference ms", "anchor ms", "ort/eager", "ort/anchor",
-           "floor ms", "ort/floor", "peak MiB ort / eager", "targets"]
+HEADERS = ["graph", "size", "nodes", "ort ms", "eager ms", "ref ms", "anchor ms", "ort/eager", "ort/anchor",
+           "floor ms", "ort/floor", "peak MiB ort/eager", "targets"]
+"""Times are medians ± half the interquartile range, in percent of the median."""
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:

@@ -25,12 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_float_tensor, check_label_tensor, check_labels_in_range
-from .focal_loss import reduce_valid, valid_labels
-
-
-def class_one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    """``[..., C]`` one-hot of ``labels`` by comparison with ``arange(C)``; labels outside ``[0, C)`` give a zero row."""
-    return (labels.unsqueeze(-1) == torch.arange(num_classes, device=labels.device)).to(dtype)
+from ._labels import class_one_hot, valid_labels
+from ._reduction import reduce_valid
 
 
 def _check_features_and_labels(features: object, labels: object, feat_dim: int, num_classes: int) -> None:

@@ -18,7 +18,7 @@ Sigmoid form (:class:`SigmoidFocalLoss`, torchvision's ``sigmoid_focal_loss``): 
 so **alpha weights the positives**; ``alpha < 0`` disables the weighting. ``ce`` is evaluated as
 ``max(x, 0) - x t + log(1 + exp(-|x|))``, exact for any finite ``x`` (no eps, no overflow).
 
-Label handling shared by the classification losses (:func:`valid_labels`): a label is valid when it
+Label handling shared by the classification losses (:func:`exportloss._labels.valid_labels`): a label is valid when it
 lies in ``[0, C)`` and differs from ``ignore_index``. Invalid labels are masked, never dropped: their
 loss is 0 and they are left out of the ``"mean"`` denominator. The Python API raises on labels outside
 ``[0, C)`` (other than ``ignore_index``); an exported graph, which cannot raise, treats them as ignored.
@@ -33,42 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_float_tensor, check_label_tensor, check_labels_in_range, check_same_shape
-from ._reduction import check_reduction, reduce_loss
-
-
-def valid_labels(labels: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(safe, valid)`` for integer ``labels`` of any shape.
-
-    ``valid`` (bool) is true where ``0 <= label < num_classes`` and ``label != ignore_index``;
-    ``safe`` (int64) is the label where valid and 0 elsewhere, so it can always index a class axis.
-    """
-    labels = labels.long()
-    valid = (labels >= 0) & (labels < num_classes)
-    if ignore_index is not None and 0 <= ignore_index < num_classes:
-        valid = valid & (labels != ignore_index)
-    return torch.where(valid, labels, 0), valid
-
-
-def reduce_valid(loss: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Zero the loss where ``valid`` is false, then ``"none"``, ``"sum"`` or ``"mean"`` over the valid elements.
-
-    ``"mean"`` divides by the number of valid elements and is 0 when there are none.
-    """
-    loss = torch.where(valid, loss, 0.0)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / valid.sum().clamp_min(1)
-
-
-def stable_softplus(x: torch.Tensor) -> torch.Tensor:
-    """``log(1 + exp(x))`` as ``max(x, 0) + log(1 + exp(-|x|))``: no overflow for any finite ``x``.
-
-    Written out rather than ``F.softplus`` because ONNX ``Softplus`` has no threshold and overflows in
-    backends that evaluate it literally.
-    """
-    return x.clamp_min(0) + torch.log1p(torch.exp(-x.abs()))
+from ._labels import valid_labels
+from ._numerics import stable_softplus
+from ._reduction import check_reduction, reduce_loss, reduce_valid
 
 
 def class_weights(alpha: float | Sequence[float], num_classes: int) -> torch.Tensor:

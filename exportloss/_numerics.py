@@ -1,0 +1,14 @@
+"""Numerically stable building blocks that export to plain ONNX operators."""
+
+from __future__ import annotations
+
+import torch
+
+
+def stable_softplus(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + exp(x))`` as ``max(x, 0) + log(1 + exp(-|x|))``: no overflow for any finite ``x``.
+
+    Written out rather than ``F.softplus`` because ONNX ``Softplus`` has no threshold and overflows in
+    backends that evaluate it literally.
+    """
+    return x.clamp_min(0) + torch.log1p(torch.exp(-x.abs()))
