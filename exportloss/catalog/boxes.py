@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..iou import AlignedIoU, PairwiseIoU
+from ..iou import IOU_KINDS, AlignedIoU, PairwiseIoU
 from ..iou_loss import IoULoss
 from ..reference.boxes import aligned_reference, iou_loss_reference, pairwise_reference
 from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
@@ -64,29 +64,23 @@ def box_edge_cases(names: tuple[str, str]):
 def _register_box_family() -> None:
     pair_names = ("boxes1", "boxes2")
     loss_names = ("pred", "target")
-    for kind in ("iou", "giou", "diou", "ciou"):
-        register(GraphEntry(
-            name=f"pairwise_{kind}",
-            summary=f"{kind.upper()} of every boxes1 box with every boxes2 box (xyxy)",
-            build=lambda kind=kind: PairwiseIoU(kind),
-            inputs=(TensorSpec("boxes1", (2, 128, 4)), TensorSpec("boxes2", (2, 96, 4))),
-            outputs=(kind,),
-            reference=lambda module, b1, b2: pairwise_reference(b1, b2, module.kind, module.fmt, module.eps),
-            random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, pair_names),
-            edge_cases=box_edge_cases(pair_names),
-        ))
-    for kind in ("iou", "giou", "diou", "ciou"):
-        register(GraphEntry(
-            name=f"aligned_{kind}",
-            summary=f"{kind.upper()} of boxes1[i] with boxes2[i] (xyxy)",
-            build=lambda kind=kind: AlignedIoU(kind),
-            inputs=(TensorSpec("boxes1", (2, 256, 4)), TensorSpec("boxes2", (2, 256, 4))),
-            outputs=(kind,),
-            reference=lambda module, b1, b2: aligned_reference(b1, b2, module.kind, module.fmt, module.eps),
-            random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, pair_names),
-            edge_cases=box_edge_cases(pair_names),
-        ))
-    for kind in ("iou", "giou", "diou", "ciou"):
+    metric_layouts = (
+        ("pairwise", "of every boxes1 box with every boxes2 box", PairwiseIoU, pairwise_reference, (2, 128, 4), (2, 96, 4)),
+        ("aligned", "of boxes1[i] with boxes2[i]", AlignedIoU, aligned_reference, (2, 256, 4), (2, 256, 4)),
+    )
+    for prefix, what, module_class, reference, shape1, shape2 in metric_layouts:
+        for kind in IOU_KINDS:
+            register(GraphEntry(
+                name=f"{prefix}_{kind}",
+                summary=f"{kind.upper()} {what} (xyxy)",
+                build=lambda kind=kind, module_class=module_class: module_class(kind),
+                inputs=(TensorSpec("boxes1", shape1), TensorSpec("boxes2", shape2)),
+                outputs=(kind,),
+                reference=lambda module, b1, b2, reference=reference: reference(b1, b2, module.kind, module.fmt, module.eps),
+                random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, pair_names),
+                edge_cases=box_edge_cases(pair_names),
+            ))
+    for kind in IOU_KINDS:
         register(GraphEntry(
             name=f"{kind}_loss",
             summary=f"mean of 1 - {kind.upper()}(pred[i], target[i]) (xyxy)",
