@@ -28,6 +28,13 @@ export: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/exportloss verify --all --models $(MODELS)
 
+## examples: (a) detector head + Cluster-DIoU-NMS as one verified graph, (b) a metric graph with sample
+## .npz/.pb tensors (+ the C++ check when ONNXRUNTIME_ROOT is set), (c) the pytest harness example
+examples: $(STAMP)
+	$(BIN)/python export_scripts/detector_with_nms.py -o build/examples
+	$(BIN)/python export_scripts/export_with_samples.py match_metrics -o build/examples/match_metrics
+	$(BIN)/python -m pytest -q export_scripts/test_verify_my_module.py
+
 # The benchmark runs in its own environment: torchvision (the speed anchor) needs torch 2.14.1 beside it,
 # which pip on this machine takes from local disk (a 5.5 GB CUDA build that runs on the CPU).
 BENCH_VENV := .bench-venv
