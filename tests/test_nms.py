@@ -206,7 +206,7 @@ def test_matches_torchvision_batched_nms_when_installed():
         flat = scores.reshape(-1)
         pairs = torch.nonzero(flat > 0.05).squeeze(1)
         keep = ops.batched_nms(boxes[pairs // 4], flat[pairs], pairs % 4, 0.5)[:100]
-        dets = exportloss.cluster_nms(boxes[None], scores[None], iterations=1000)
+        dets = exportloss.cluster_nms(boxes[None], scores[None])
         assert int(dets.num_dets) == len(keep)
         torch.testing.assert_close(dets.det_scores[0, : len(keep)], flat[pairs][keep])
         assert dets.det_classes[0, : len(keep)].tolist() == (pairs[keep] % 4).tolist()
