@@ -32,6 +32,7 @@ from . import catalog
 from .export import export_graph, to_torch
 
 MiB = 1 << 20
+SETTLE_S = 0.003
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,9 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
             for name, fn in order:
                 if name == "reference" and sum(samples[name]) > budget_s / 2 and len(samples[name]) >= 3:
                     continue
+                # onnxruntime's and OpenMP's worker threads spin for a while after a call; let them go
+                # idle so that they do not steal the cores from the next backend.
+                time.sleep(SETTLE_S)
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
