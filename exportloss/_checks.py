@@ -72,17 +72,18 @@ def check_labels_in_range(name: str, labels: torch.Tensor, num_classes: int, ign
 
 
 def _tracing() -> bool:
+    """True while torch.jit.trace, torch.export / the dynamo exporter, torch.compile or torch.fx trace the code."""
     return (
         torch.jit.is_tracing()
         or torch.compiler.is_compiling()
         or torch.compiler.is_exporting()
-        or _is_fx_tracing()
+        or _is_fx_symbolic_tracing()
     )
 
 
-def _is_fx_tracing() -> bool:
+def _is_fx_symbolic_tracing() -> bool:
     try:
-        from torch.fx._symbolic_trace import is_fx_tracing
-    except ImportError:  # pragma: no cover - very old torch
+        from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+    except ImportError:  # older torch: fx symbolic tracing cannot be detected, and nothing here needs it
         return False
-    return is_fx_tracing()
+    return is_fx_symbolic_tracing()
