@@ -156,11 +156,33 @@ def default_cases() -> list[BenchCase]:
     add("center_loss", "4096x512, 1000 classes", {"features": (4096, 512), "labels": (4096,)},
         build=lambda: seeded(CenterLoss(1000, 512)))
 
+    for graph in ("cluster_nms", "fast_nms"):
+        # Reported against greedy NMS, without a target: the gap is explained in the README.
+        add(graph, "B=2, N=1000, 80 classes", {}, "batched_nms", _greedy_nms_anchor)
+
     known = {case.graph for case in cases}
     for graph in catalog.names():
         if graph not in known:
             add(graph, "catalog", {})
     return [case for case in cases if case.graph in catalog.names()]
+
+
+def _greedy_nms_anchor(batched_nms, candidates: int = 1000, score_thr: float = 0.05, iou_thr: float = 0.5,
+                       max_det: int = 100):
+    """torchvision's greedy C++ NMS on the same candidates as the graph: top pairs, threshold, NMS, cut."""
+
+    def run(boxes, scores):
+        detections = []
+        for image_boxes, image_scores in zip(boxes, scores):
+            top, index = image_scores.reshape(-1).topk(candidates)
+            above = top > score_thr
+            top, index = top[above], index[above]
+            box_index, classes = index // image_scores.shape[-1], index % image_scores.shape[-1]
+            keep = batched_nms(image_boxes[box_index], top, classes, iou_thr)[:max_det]
+            detections.append((image_boxes[box_index[keep]], top[keep], classes[keep]))
+        return detections
+
+    return run
 
 
 def measure_bandwidth(threads: int, nbytes: int = 256 * MiB, repeats: int = 5) -> float:
