@@ -82,18 +82,20 @@ def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: in
 
 
 def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
-    # Every line below runs on the broadcast [..., N, M] shape, so each is written to cost one pass:
-    # eps is folded into per-box terms, clamping uses Relu, and the enclosing box reuses the
-    # intersection via max(p, q) - min(r, s) = (w_a + w_b) - (min(p, q) - max(r, s)).
-    overlap_w = torch.minimum(a.x2, b.x2) - torch.maximum(a.x1, b.x1)
-    overlap_h = torch.minimum(a.y2, b.y2) - torch.maximum(a.y1, b.y1)
-    inter = torch.relu(overlap_w) * torch.relu(overlap_h)
+    # Every line below runs on the broadcast [..., N, M] shape, so each is written to cost one cheap
+    # pass: eps is folded into per-box terms, and the intersection and enclosing spans come from
+    #   min(hi_a, hi_b) - max(lo_a, lo_b) = w_a - excess,  max(hi_a, hi_b) - min(lo_a, lo_b) = w_b + excess,
+    #   excess = relu(hi_a - hi_b) + relu(lo_b - lo_a),
+    # because a broadcast Sub plus Relu is several times cheaper than a broadcast Min or Max in onnxruntime.
+    excess_x = torch.relu(a.x2 - b.x2) + torch.relu(b.x1 - a.x1)
+    excess_y = torch.relu(a.y2 - b.y2) + torch.relu(b.y1 - a.y1)
+    inter = torch.relu(a.w - excess_x) * torch.relu(a.h - excess_y)
     union_eps = ((a.area + eps) + b.area) - inter
     iou = inter / union_eps
     if kind == "iou":
         return iou
-    enclose_w = (a.w + b.w) - overlap_w
-    enclose_h = (a.h + b.h) - overlap_h
+    enclose_w = b.w + excess_x
+    enclose_h = b.h + excess_y
     if kind == "giou":
         enclose_area = enclose_w * enclose_h
         # (C - U) / (C + eps), with U = union_eps - eps.
