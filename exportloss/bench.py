@@ -1,7 +1,10 @@
 """Side-by-side speed and memory of exported graphs, measured in one run and interleaved.
 
-For each graph and size the benchmark exports the graph at that size (dynamo, default opset) and times,
-round-robin within every round so that machine noise hits all of them alike:
+For each graph and size the benchmark exports the graph at that size (dynamo, default opset) and times
+the backends below in interleaved rounds, so that machine noise hits all of them alike. In each round
+every backend runs one untimed call and then a burst of timed calls: onnxruntime's and PyTorch's
+worker threads go on spinning on the two cores for a while after a call, which would otherwise be
+charged to whichever backend runs next.
 
 (a) ``ort``: onnxruntime on the exported graph (``ORT_ENABLE_ALL``, ``threads`` intra-op threads);
 (b) ``eager``: the same trace-friendly module in eager PyTorch (``torch.set_num_threads(threads)``);
@@ -32,7 +35,8 @@ from . import catalog
 from .export import export_graph, to_torch
 
 MiB = 1 << 20
-SETTLE_S = 0.003
+BURST = 3
+"""Timed calls per backend per round; rounds rotate the backends' order."""
 
 
 @dataclass(frozen=True)
@@ -275,12 +279,13 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
             for name, fn in order:
                 if name == "reference" and sum(samples[name]) > budget_s / 2 and len(samples[name]) >= 3:
                     continue
-                # onnxruntime's and OpenMP's worker threads spin for a while after a call; let them go
-                # idle so that they do not steal the cores from the next backend.
-                time.sleep(SETTLE_S)
-                t0 = time.perf_counter()
+                # The first call of a burst is not timed: it pays for the previous backend's worker
+                # threads, which keep spinning on the cores for a while after their call returns.
                 fn()
-                samples[name].append(time.perf_counter() - t0)
+                for _ in range(BURST if name != "reference" else 1):
+                    t0 = time.perf_counter()
+                    fn()
+                    samples[name].append(time.perf_counter() - t0)
             rounds += 1
 
     timings = {name: Timing.of(values) for name, values in samples.items()}
