@@ -23,10 +23,26 @@ from ._checks import check_choice
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
-def box_corners(boxes: torch.Tensor, fmt: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split ``boxes [..., 4]`` in ``fmt`` into corner coordinates ``x1, y1, x2, y2``, each ``[...]``."""
+BOX_LAYOUTS = ("flat", "column", "row")
+
+
+def box_corners(
+    boxes: torch.Tensor, fmt: str, layout: str = "flat"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split ``boxes [..., N, 4]`` in ``fmt`` into corner coordinates ``x1, y1, x2, y2``.
+
+    ``layout`` shapes each coordinate for what it will meet: ``"flat"`` gives ``[..., N]``,
+    ``"column"`` gives ``[..., N, 1]`` and ``"row"`` gives ``[..., 1, N]``, so that a column broadcast
+    against a row is pairwise. Column and row come straight from one Split (after one Transpose for
+    rows) instead of Squeeze and Unsqueeze nodes per coordinate.
+    """
     check_choice("fmt", fmt, BOX_FORMATS)
-    a, b, c, d = boxes.unbind(-1)
+    if layout == "column":
+        a, b, c, d = boxes.split(1, dim=-1)
+    elif layout == "row":
+        a, b, c, d = boxes.transpose(-1, -2).split(1, dim=-2)
+    else:
+        a, b, c, d = boxes.unbind(-1)
     if fmt == "xyxy":
         return a, b, c, d
     if fmt == "xywh":
@@ -48,7 +64,7 @@ def convert_boxes(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tenso
 
 
 class BoxTerms(NamedTuple):
-    """Per-box quantities, each of shape ``[...]`` (one value per box)."""
+    """Per-box quantities, one value per box, all shaped alike (see :func:`box_corners`'s ``layout``)."""
 
     x1: torch.Tensor
     y1: torch.Tensor
@@ -62,18 +78,15 @@ class BoxTerms(NamedTuple):
     aspect_angle: torch.Tensor
     """``2/π · atan(w / (h + eps))``, so that CIoU's ``v`` is the squared difference of two of them."""
 
-    def unsqueeze(self, dim: int) -> "BoxTerms":
-        return BoxTerms(*(t.unsqueeze(dim) for t in self))
 
-
-def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool) -> BoxTerms:
-    """Per-box terms of ``boxes [..., 4]``.
+def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layout: str = "flat") -> BoxTerms:
+    """Per-box terms of ``boxes [..., N, 4]``, each shaped by ``layout`` as in :func:`box_corners`.
 
     An inverted box (``x2 < x1`` or ``y2 < y1``) is treated as having zero width or height at
     ``x1`` / ``y1``, so every metric stays finite on it. ``eps`` enters only the aspect angle,
     ``atan(w / (h + eps))``, which keeps CIoU finite (value and gradient) for zero-height boxes.
     """
-    x1, y1, x2, y2 = box_corners(boxes, fmt)
+    x1, y1, x2, y2 = box_corners(boxes, fmt, layout)
     x2 = torch.maximum(x2, x1)
     y2 = torch.maximum(y2, y1)
     w, h = x2 - x1, y2 - y1

@@ -50,8 +50,8 @@ def pairwise_iou(
     _check_args(boxes1, boxes2, kind, fmt, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
     with_aspect = kind == "ciou"
-    a = box_terms(boxes1, fmt, eps, with_aspect).unsqueeze(-1)
-    b = box_terms(boxes2, fmt, eps, with_aspect).unsqueeze(-2)
+    a = box_terms(boxes1, fmt, eps, with_aspect, layout="column")
+    b = box_terms(boxes2, fmt, eps, with_aspect, layout="row")
     return _overlap(a, b, kind, eps)
 
 
