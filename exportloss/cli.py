@@ -89,14 +89,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_graphs, verify_model
+    if args.backend == "ort":
+        from .verify import verify_graphs, verify_model
 
-    table = Table(title="onnxruntime vs eager reference (fresh seeded inputs + edge cases, ORT_DISABLE_ALL and ORT_ENABLE_ALL)")
+        title = "onnxruntime vs eager reference (fresh seeded inputs + edge cases, ORT_DISABLE_ALL and ORT_ENABLE_ALL)"
+    else:
+        title, verify_model, verify_graphs = backend_verifiers(args)
+    table = Table(title=title)
     for column, justify in (("graph", "left"), ("backend", "left"), ("cases", "right"),
                             ("max abs err", "right"), ("max rel err", "right"), ("verdict", "left")):
         table.add_column(column, justify=justify)
-    if args.backend != "ort":
-        table.title, verify_model, verify_graphs = backend_verifiers(args)
     rows = []
 
     def add(row) -> None:

@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import onnx
 import torch
 
 from . import __version__
+from ._files import atomic_write
 from .catalog import GraphEntry
 from .catalog._registry import Shapes
 from .graph_checks import check_graph
@@ -116,7 +116,7 @@ def export_graph(
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{entry.name}.onnx"
     data = model.SerializeToString()
-    _atomic_write(path, data)
+    atomic_write(path, data)
     _update_manifest(out, model, entry.name, path.name, hashlib.sha256(data).hexdigest(), exporter)
     return ExportResult(entry.name, path, model, exporter, opset_of(model))
 
@@ -149,7 +149,7 @@ def _update_manifest(out: Path, model: onnx.ModelProto, name: str, file: str, sh
     }
     graphs = [g for g in manifest["graphs"] if g["name"] != name] + [record]
     manifest = {"graphs": sorted(graphs, key=lambda g: g["name"]), "versions": versions()}
-    _atomic_write(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def read_manifest(out: str | os.PathLike) -> dict:
@@ -157,14 +157,3 @@ def read_manifest(out: str | os.PathLike) -> dict:
     if not path.exists():
         return {"graphs": [], "versions": {}}
     return json.loads(path.read_text())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

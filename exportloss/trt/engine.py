@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import onnx
 
 from .._checks import check_choice
+from .._files import atomic_write
 from ._cuda import CudaDriver, TensorRTUnavailable
 from .fp16 import to_float16
 from .profiles import ShapeRange, fit_profile, format_dims, input_dims
@@ -151,14 +151,7 @@ def build_engine(
     seconds = time.perf_counter() - start
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(plan)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, plan)
     import tensorrt
 
     return EngineResult(path, tensorrt.__version__, precision, seconds, len(plan))
