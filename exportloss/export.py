@@ -30,6 +30,7 @@ EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
 """torchlib's native opset: no version conversion, and inside every supported TensorRT's range (9-20 for 10.1)."""
 
+DYNAMO_MIN_OPSET = 18
 MANIFEST = "manifest.json"
 METADATA_GRAPH = "exportloss.graph"
 
@@ -64,6 +65,11 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
     """Export ``entry`` at its catalog shapes (or ``shapes``) and return the checked model, unsaved."""
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
+    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
+        # torch's down-conversion from torchlib's opset 18 has no adapter for Split and fails on these graphs.
+        raise ValueError(
+            f"the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or later; for opset {opset} use --exporter torchscript"
+        )
     module = entry.build().eval()
     example = to_torch(entry.example_inputs(shapes))
     args = tuple(example[spec.name] for spec in entry.inputs)

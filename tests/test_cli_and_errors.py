@@ -60,6 +60,18 @@ def test_cli_shape_for_unknown_input_or_rank(capsys, tmp_path):
     assert "expects rank 3" in capsys.readouterr().err
 
 
+def test_cli_dynamo_below_opset_18_says_to_use_torchscript(capsys, tmp_path):
+    assert main(["export", "pairwise_iou", "-o", str(tmp_path), "--opset", "17"]) == 2
+    assert "for opset 17 use --exporter torchscript" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_torchscript_at_opset_17(tmp_path, capsys):
+    assert main(["export", "pairwise_ciou", "-o", str(tmp_path), "--exporter", "torchscript", "--opset", "17"]) == 0
+    assert "(opset 17, torchscript)" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "pairwise_ciou.onnx")]) == 0
+
+
 def test_cli_export_then_verify_file_and_name(tmp_path, capsys):
     assert main(["export", "aligned_giou", "-o", str(tmp_path), "--shape", "boxes1=1x10x4", "--shape", "boxes2=1x10x4"]) == 0
     assert main(["verify", str(tmp_path / "aligned_giou.onnx")]) == 0
