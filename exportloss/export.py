@@ -24,7 +24,7 @@ from . import __version__
 from ._files import atomic_write
 from .catalog import GraphEntry
 from .catalog._registry import Shapes
-from .graph_checks import check_graph
+from .graph_checks import check_graph, iter_nodes
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
@@ -104,6 +104,12 @@ def _optimize(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _stamp(model: onnx.ModelProto, name: str, exporter: str) -> None:
+    # The dynamo exporter records each node's Python stack trace, with absolute paths of the exporting
+    # checkout: dropping it keeps machine paths out of shipped models and makes exports byte-stable.
+    for node in iter_nodes(model.graph):
+        del node.metadata_props[:]
+    for value in (*model.graph.input, *model.graph.output, *model.graph.value_info, *model.graph.initializer):
+        del value.metadata_props[:]
     model.producer_name = "exportloss"
     model.producer_version = __version__
     onnx.helper.set_model_props(model, {METADATA_GRAPH: name, "exportloss.exporter": exporter})
