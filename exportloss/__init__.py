@@ -7,51 +7,30 @@ that :mod:`exportloss.export` writes to ONNX and :mod:`exportloss.verify` checks
 
 __version__ = "0.1.0"
 
+# Box overlap family
 from .boxes import BOX_FORMATS, convert_boxes
-from .arcface import ANGULAR_MARGINS, ArcFaceLoss, ArcSoftmax, CosFaceLoss
-from .center_loss import CenterLoss, CenterUpdate, center_update
-from .focal_loss import FocalLoss, SigmoidFocalLoss
-from .dice import SEGMENTATION_MODES, DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss, dice_score
 from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou
 from .iou_loss import IoULoss
+
+# Classification and embedding losses
+from .focal_loss import FocalLoss, SigmoidFocalLoss
+from .center_loss import CenterLoss, CenterUpdate, center_update
+from .arcface import ANGULAR_MARGINS, ArcFaceLoss, ArcSoftmax, CosFaceLoss
+
+# Segmentation losses and metric
+from .dice import SEGMENTATION_MODES, DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss, dice_score
+
+# Detection post-processing
 from .assign import Assignment, MaxIoUAssigner, max_iou_assign
-from .match_metrics import MatchMetrics, Metrics, match_metrics
 from .nms import NMS_KINDS, ClusterNMS, Detections, FastNMS, cluster_nms, fast_nms
+from .match_metrics import MatchMetrics, Metrics, match_metrics
 
 __all__ = [
-    "ANGULAR_MARGINS",
-    "ArcFaceLoss",
-    "ArcSoftmax",
-    "CenterLoss",
-    "CenterUpdate",
-    "CosFaceLoss",
-    "FocalLoss",
-    "SigmoidFocalLoss",
-    "center_update",
-    "BOX_FORMATS",
-    "IOU_KINDS",
-    "AlignedIoU",
-    "IoULoss",
-    "PairwiseIoU",
-    "aligned_iou",
-    "convert_boxes",
-    "pairwise_iou",
-    "SEGMENTATION_MODES",
-    "DiceLoss",
-    "DiceScore",
-    "SoftDiceLoss",
-    "TverskyLoss",
-    "dice_score",
-    "Assignment",
-    "MaxIoUAssigner",
-    "max_iou_assign",
-    "MatchMetrics",
-    "Metrics",
-    "match_metrics",
-    "NMS_KINDS",
-    "ClusterNMS",
-    "Detections",
-    "FastNMS",
-    "cluster_nms",
-    "fast_nms",
+    "BOX_FORMATS", "IOU_KINDS", "AlignedIoU", "IoULoss", "PairwiseIoU", "aligned_iou", "convert_boxes", "pairwise_iou",
+    "FocalLoss", "SigmoidFocalLoss", "CenterLoss", "CenterUpdate", "center_update",
+    "ANGULAR_MARGINS", "ArcFaceLoss", "ArcSoftmax", "CosFaceLoss",
+    "SEGMENTATION_MODES", "DiceLoss", "DiceScore", "SoftDiceLoss", "TverskyLoss", "dice_score",
+    "Assignment", "MaxIoUAssigner", "max_iou_assign",
+    "NMS_KINDS", "ClusterNMS", "Detections", "FastNMS", "cluster_nms", "fast_nms",
+    "MatchMetrics", "Metrics", "match_metrics",
 ]
