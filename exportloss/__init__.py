@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 # Box overlap family
 from .boxes import BOX_FORMATS, convert_boxes
-from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou
+from .iou import IOU_KINDS, AlignedIoU, PairwiseIoU, aligned_iou, pairwise_iou, pairwise_iou_and_distance
 from .iou_loss import IoULoss
 
 # Classification and embedding losses
@@ -27,6 +27,7 @@ from .match_metrics import MatchMetrics, Metrics, match_metrics
 
 __all__ = [
     "BOX_FORMATS", "IOU_KINDS", "AlignedIoU", "IoULoss", "PairwiseIoU", "aligned_iou", "convert_boxes", "pairwise_iou",
+    "pairwise_iou_and_distance",
     "FocalLoss", "SigmoidFocalLoss", "CenterLoss", "CenterUpdate", "center_update",
     "ANGULAR_MARGINS", "ArcFaceLoss", "ArcSoftmax", "CosFaceLoss",
     "SEGMENTATION_MODES", "DiceLoss", "DiceScore", "SoftDiceLoss", "TverskyLoss", "dice_score",

@@ -63,7 +63,7 @@ def broadcast_batch(name_a: str, shape_a: Sequence[int], name_b: str, shape_b: S
 
 def check_labels_in_range(name: str, labels: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> None:
     """Eager-only range check; skipped while tracing, where the graph's documented behaviour applies."""
-    if _tracing() or labels.numel() == 0:
+    if is_tracing() or labels.numel() == 0:
         return
     valid = labels if ignore_index is None else labels[labels != ignore_index]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= num_classes):
@@ -71,7 +71,7 @@ def check_labels_in_range(name: str, labels: torch.Tensor, num_classes: int, ign
         raise ValueError(f"{name} must lie in {allowed}; got values in [{int(valid.min())}, {int(valid.max())}]")
 
 
-def _tracing() -> bool:
+def is_tracing() -> bool:
     """True while torch.jit.trace, torch.export / the dynamo exporter, torch.compile or torch.fx trace the code."""
     return (
         torch.jit.is_tracing()

@@ -47,12 +47,30 @@ def pairwise_iou(
     Returns:
         ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
     """
+    a, b = _pairwise_terms(boxes1, boxes2, kind, fmt, eps)
+    return _overlap(a, b, kind, eps)
+
+
+def pairwise_iou_and_distance(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, fmt: str = "xyxy", eps: float = 1e-7
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU and DIoU's distance penalty ``ρ² / (cw² + ch² + eps)`` of every pair, from one pass over the pairs.
+
+    ``DIoU = IoU - distance``; DIoU-NMS uses ``IoU - distance ** β``. Shapes as for :func:`pairwise_iou`:
+    ``[..., N, 4]`` and ``[..., M, 4]`` give two ``[..., N, M]`` tensors.
+    """
+    a, b = _pairwise_terms(boxes1, boxes2, "diou", fmt, eps)
+    iou, _, excess_x, excess_y = _iou_and_excess(a, b, eps)
+    return iou, _centre_distance(a, b, b.w + excess_x, b.h + excess_y, eps)
+
+
+def _pairwise_terms(boxes1: object, boxes2: object, kind: str, fmt: str, eps: float) -> tuple[BoxTerms, BoxTerms]:
+    """Checked per-box terms, ``boxes1``'s as columns ``[..., N, 1]`` and ``boxes2``'s as rows ``[..., 1, M]``."""
     _check_args(boxes1, boxes2, kind, fmt, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
     with_aspect = kind == "ciou"
-    a = box_terms(boxes1, fmt, eps, with_aspect, layout="column")
-    b = box_terms(boxes2, fmt, eps, with_aspect, layout="row")
-    return _overlap(a, b, kind, eps)
+    return (box_terms(boxes1, fmt, eps, with_aspect, layout="column"),
+            box_terms(boxes2, fmt, eps, with_aspect, layout="row"))
 
 
 def aligned_iou(
@@ -82,16 +100,7 @@ def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: in
 
 
 def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
-    # Every line below runs on the broadcast [..., N, M] shape, so each is written to cost one cheap
-    # pass: eps is folded into per-box terms, and the intersection and enclosing spans come from
-    #   min(hi_a, hi_b) - max(lo_a, lo_b) = w_a - excess,  max(hi_a, hi_b) - min(lo_a, lo_b) = w_b + excess,
-    #   excess = relu(hi_a - hi_b) + relu(lo_b - lo_a),
-    # because a broadcast Sub plus Relu is several times cheaper than a broadcast Min or Max in onnxruntime.
-    excess_x = torch.relu(a.x2 - b.x2) + torch.relu(b.x1 - a.x1)
-    excess_y = torch.relu(a.y2 - b.y2) + torch.relu(b.y1 - a.y1)
-    inter = torch.relu(a.w - excess_x) * torch.relu(a.h - excess_y)
-    union_eps = ((a.area + eps) + b.area) - inter
-    iou = inter / union_eps
+    iou, union_eps, excess_x, excess_y = _iou_and_excess(a, b, eps)
     if kind == "iou":
         return iou
     enclose_w = b.w + excess_x
@@ -100,15 +109,36 @@ def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
         enclose_area = enclose_w * enclose_h
         # (C - U) / (C + eps), with U = union_eps - eps.
         return iou - (enclose_area - (union_eps - eps)) / (enclose_area + eps)
-    dx = a.cx - b.cx
-    dy = a.cy - b.cy
-    diou = iou - (dx * dx + dy * dy) / (enclose_w * enclose_w + enclose_h * enclose_h + eps)
+    diou = iou - _centre_distance(a, b, enclose_w, enclose_h, eps)
     if kind == "diou":
         return diou
     angle_gap = a.aspect_angle - b.aspect_angle
     v = angle_gap * angle_gap
     alpha = (v / (((1.0 + eps) - iou) + v)).detach()
     return diou - alpha * v
+
+
+def _iou_and_excess(a: BoxTerms, b: BoxTerms, eps: float) -> tuple[torch.Tensor, ...]:
+    """``(iou, union + eps, excess_x, excess_y)``; ``b.w + excess_x`` is the enclosing box's width.
+
+    Every line runs on the broadcast [..., N, M] shape, so each is written to cost one cheap pass: eps
+    is folded into per-box terms, and the intersection and enclosing spans come from
+      min(hi_a, hi_b) - max(lo_a, lo_b) = w_a - excess,  max(hi_a, hi_b) - min(lo_a, lo_b) = w_b + excess,
+      excess = relu(hi_a - hi_b) + relu(lo_b - lo_a),
+    because a broadcast Sub plus Relu is several times cheaper than a broadcast Min or Max in onnxruntime.
+    """
+    excess_x = torch.relu(a.x2 - b.x2) + torch.relu(b.x1 - a.x1)
+    excess_y = torch.relu(a.y2 - b.y2) + torch.relu(b.y1 - a.y1)
+    inter = torch.relu(a.w - excess_x) * torch.relu(a.h - excess_y)
+    union_eps = ((a.area + eps) + b.area) - inter
+    return inter / union_eps, union_eps, excess_x, excess_y
+
+
+def _centre_distance(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: torch.Tensor, eps: float) -> torch.Tensor:
+    """``ρ² / (cw² + ch² + eps)``: squared centre distance over the enclosing box's squared diagonal."""
+    dx = a.cx - b.cx
+    dy = a.cy - b.cy
+    return (dx * dx + dy * dy) / (enclose_w * enclose_w + enclose_h * enclose_h + eps)
 
 
 class PairwiseIoU(nn.Module):

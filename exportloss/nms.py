@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_float_tensor
-from .iou import pairwise_iou
+from ._checks import check_choice, check_float_tensor, is_tracing
+from .iou import pairwise_iou, pairwise_iou_and_distance
 
 NMS_KINDS = ("iou", "diou")
 TOPK_LIMIT = 3840
@@ -193,7 +193,7 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
 
 def _top_candidates(flat_scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` best ``[B, P]`` scores in descending order, ties to the lower index, and their indices."""
-    if torch.jit.is_tracing() or torch.compiler.is_exporting() or torch.compiler.is_compiling():
+    if is_tracing():
         return flat_scores.topk(k, dim=1)  # ONNX TopK breaks ties by the lower index
     ordered, index = flat_scores.sort(dim=1, descending=True, stable=True)  # torch.topk leaves ties unordered
     return ordered[:, :k], index[:, :k]
@@ -203,11 +203,8 @@ def _overlap(boxes: torch.Tensor, config: _Config) -> torch.Tensor:
     """``[B, K, K]`` NMS criterion of the candidates with each other."""
     if config.kind == "iou":
         return pairwise_iou(boxes, boxes, "iou", eps=config.eps)
-    diou = pairwise_iou(boxes, boxes, "diou", eps=config.eps)
-    if config.diou_beta == 1.0:
-        return diou
-    iou = pairwise_iou(boxes, boxes, "iou", eps=config.eps)
-    return iou - (iou - diou).clamp(min=0).pow(config.diou_beta)
+    iou, distance = pairwise_iou_and_distance(boxes, boxes, eps=config.eps)
+    return iou - (distance if config.diou_beta == 1.0 else distance.pow(config.diou_beta))
 
 
 class ClusterNMS(nn.Module):

@@ -80,6 +80,14 @@ def test_pairwise_matches_torchvision_formulas(ordinary, kind, fmt):
     torch.testing.assert_close(reference, expected, atol=1e-6, rtol=0)  # eps placement and float32 format conversion
 
 
+def test_iou_and_distance_split_diou(ordinary):
+    b1, b2 = ordinary
+    iou, distance = exportloss.pairwise_iou_and_distance(b1, b2)
+    torch.testing.assert_close(iou.double(), torchvision_style(b1, b2, "iou"), atol=1e-5, rtol=0)
+    torch.testing.assert_close((iou - distance).double(), torchvision_style(b1, b2, "diou"), atol=1e-5, rtol=0)
+    assert (distance >= 0).all()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_aligned_is_the_diagonal(ordinary, kind, fmt):
