@@ -142,14 +142,24 @@ def verify_graphs(
     seed: int = 20261128,
     on_row: Callable[[VerifyRow], None] | None = None,
 ) -> list[VerifyRow]:
+    """:func:`verify_model` on ``models_dir/NAME.onnx`` of each entry."""
+    return for_each_graph(entries, models_dir, lambda entry, path: verify_model(path, seed=seed, entry=entry), on_row)
+
+
+def for_each_graph(
+    entries: Sequence[GraphEntry],
+    models_dir: str | os.PathLike,
+    verify_one: Callable[[GraphEntry, Path], list[VerifyRow]],
+    on_row: Callable[[VerifyRow], None] | None,
+) -> list[VerifyRow]:
+    """``verify_one(entry, models_dir/NAME.onnx)`` for each entry; a missing file is a failed row."""
     rows = []
     for entry in entries:
         path = Path(models_dir) / f"{entry.name}.onnx"
-        if not path.exists():
-            row = VerifyRow(entry.name, "-", failures=[f"{path} does not exist; run `exportloss export {entry.name}`"])
-            new_rows = [row]
+        if path.exists():
+            new_rows = verify_one(entry, path)
         else:
-            new_rows = verify_model(path, seed=seed, entry=entry)
+            new_rows = [VerifyRow(entry.name, "-", failures=[f"{path} does not exist; run `exportloss export {entry.name}`"])]
         for row in new_rows:
             if on_row:
                 on_row(row)

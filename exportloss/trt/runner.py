@@ -23,7 +23,7 @@ import onnx
 
 from .. import catalog
 from ..catalog import GraphEntry
-from ..verify import VerifyRow, compare, graph_name, input_shapes, reference_outputs, verify_model
+from ..verify import VerifyRow, compare, for_each_graph, graph_name, input_shapes, reference_outputs, verify_model
 from ._cuda import CudaDriver, TensorRTUnavailable
 from .engine import DEFAULT_WORKSPACE_MIB, EngineBuildError, build_engine, require_tensorrt
 
@@ -187,26 +187,6 @@ def require_ort_trt() -> None:
             f"onnxruntime {ort.__version__} has no {ORT_TRT_PROVIDER} "
             "(install onnxruntime-gpu and TensorRT on a machine with an NVIDIA GPU)"
         )
-
-
-def for_each_graph(
-    entries: Sequence[GraphEntry],
-    models_dir: str | os.PathLike,
-    verify_one: Callable[[GraphEntry, Path], list[VerifyRow]],
-    on_row: Callable[[VerifyRow], None] | None,
-) -> list[VerifyRow]:
-    rows = []
-    for entry in entries:
-        path = Path(models_dir) / f"{entry.name}.onnx"
-        if path.exists():
-            new_rows = verify_one(entry, path)
-        else:
-            new_rows = [VerifyRow(entry.name, "-", failures=[f"{path} does not exist; run `exportloss export {entry.name}`"])]
-        for row in new_rows:
-            if on_row:
-                on_row(row)
-        rows.extend(new_rows)
-    return rows
 
 
 def engine_file_name(name: str, precision: str) -> str:
