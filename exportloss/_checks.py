@@ -22,6 +22,16 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     return value  # type: ignore[return-value]
 
 
+def check_number(name: str, value: object, minimum: float, strict: bool = False) -> float:
+    """A finite real ``value >= minimum`` (``> minimum`` with ``strict``), returned as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number; got {value!r}")
+    value = float(value)
+    if not (value > minimum if strict else value >= minimum) or value == float("inf"):
+        raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {minimum:g}; got {value!r}")
+    return value
+
+
 def check_float_tensor(name: str, tensor: object) -> torch.Tensor:
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float_tensor, check_label_tensor, check_labels_in_range
+from ._checks import check_choice, check_float_tensor, check_label_tensor, check_labels_in_range, check_number
 from ._reduction import check_reduction, reduce_loss
 
 SEGMENTATION_MODES = ("binary", "multiclass", "multilabel")
@@ -335,9 +335,9 @@ class TverskyLoss(_OverlapLoss):
     ) -> None:
         super().__init__(mode, from_logits, False, smooth, reduce_batch, include_background, ignore_index,
                          class_weights, reduction)
-        self.alpha = _check_number("alpha", alpha, minimum=0.0)
-        self.beta = _check_number("beta", beta, minimum=0.0)
-        self.gamma = _check_number("gamma", gamma, minimum=0.0, strict=True)
+        self.alpha = check_number("alpha", alpha, minimum=0.0)
+        self.beta = check_number("beta", beta, minimum=0.0)
+        self.gamma = check_number("gamma", gamma, minimum=0.0, strict=True)
 
     def score_from_sums(self, sums: OverlapSums) -> torch.Tensor:
         return tversky_from_sums(sums, self.smooth, self.alpha, self.beta)
@@ -365,18 +365,9 @@ def _scored_classes(per_class: torch.Tensor, include_background: bool) -> torch.
 
 def _check_options(mode: str, smooth: float, include_background: bool) -> None:
     check_choice("mode", mode, SEGMENTATION_MODES)
-    _check_number("smooth", smooth, minimum=0.0, strict=True)
+    check_number("smooth", smooth, minimum=0.0, strict=True)
     if mode == "binary" and not include_background:
         raise ValueError("include_background=False needs mode 'multiclass' or 'multilabel'; binary mode has one class")
-
-
-def _check_number(name: str, value: object, minimum: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number; got {value!r}")
-    value = float(value)
-    if not (value > minimum if strict else value >= minimum) or value == float("inf"):
-        raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {minimum:g}; got {value!r}")
-    return value
 
 
 def _check_class_weights(class_weights: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:

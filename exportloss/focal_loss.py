@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_float_tensor, check_label_tensor, check_labels_in_range, check_same_shape
+from ._checks import check_float_tensor, check_label_tensor, check_labels_in_range, check_number, check_same_shape
 from ._labels import valid_labels
 from ._numerics import stable_softplus
 from ._reduction import check_reduction, reduce_loss, reduce_valid
@@ -52,12 +52,6 @@ def class_weights(alpha: float | Sequence[float], num_classes: int) -> torch.Ten
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"alpha weights must be finite and non-negative; got {weights.tolist()}")
     return weights
-
-
-def _check_gamma(gamma: float) -> float:
-    if not gamma >= 0:
-        raise ValueError(f"gamma must be >= 0; got {gamma}")
-    return float(gamma)
 
 
 class FocalLoss(nn.Module):
@@ -84,7 +78,7 @@ class FocalLoss(nn.Module):
             raise ValueError(f"num_classes must be >= 1; got {num_classes}")
         self.num_classes = int(num_classes)
         self.register_buffer("alpha", class_weights(alpha, self.num_classes))
-        self.gamma = _check_gamma(gamma)
+        self.gamma = check_number("gamma", gamma, minimum=0.0)
         self.reduction = check_reduction(reduction)
         self.ignore_index = ignore_index
 
@@ -126,7 +120,7 @@ class SigmoidFocalLoss(nn.Module):
         if alpha > 1:
             raise ValueError(f"alpha must be <= 1 (or negative to disable the weighting); got {alpha}")
         self.alpha = float(alpha)
-        self.gamma = _check_gamma(gamma)
+        self.gamma = check_number("gamma", gamma, minimum=0.0)
         self.reduction = check_reduction(reduction)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

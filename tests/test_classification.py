@@ -370,7 +370,7 @@ def test_fuzz_arc_against_reference(seed, margin_and_m):
     (lambda: exportloss.FocalLoss(3, ignore_index=-1)(torch.randn(4, 3), torch.tensor([0, -2, 2, 1])), ValueError, r"or ignore_index=-1"),
     (lambda: exportloss.FocalLoss(3, alpha=[0.2, 0.8]), ValueError, r"alpha as a list must have one weight per class \(length num_classes=3\); got length 2"),
     (lambda: exportloss.FocalLoss(3, alpha=1.5), ValueError, r"alpha must lie in \[0, 1\]"),
-    (lambda: exportloss.FocalLoss(3, gamma=-1), ValueError, r"gamma must be >= 0"),
+    (lambda: exportloss.FocalLoss(3, gamma=-1), ValueError, r"gamma must be finite and >= 0"),
     (lambda: exportloss.FocalLoss(3)(torch.randn(4, 3), torch.tensor([0.0, 1.0, 2.0, 1.0])), TypeError, r"labels must be an int64 or int32 tensor"),
     (lambda: exportloss.FocalLoss(3)(torch.randn(4, 3), torch.tensor([0, 1, 2])), ValueError, r"labels must have the shape of logits without the class axis, \[4\]; got \[3\]"),
     (lambda: exportloss.FocalLoss(3)(torch.randn(4, 5), torch.tensor([0, 1, 2, 1])), ValueError, r"logits must have shape \[B, \.\.\., num_classes=3\]; got \[4, 5\]"),
