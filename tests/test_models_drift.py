@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from exportloss import catalog
-from exportloss.export import MANIFEST, export_model, read_manifest, tensor_specs
+from exportloss.export import EXPORTERS, MANIFEST, export_model, read_manifest, tensor_specs
 from exportloss.graph_checks import op_histogram
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -37,8 +37,6 @@ def test_committed_graph_matches_a_fresh_export(name):
     entry = catalog.get(name)
     committed = onnx.load(str(MODELS / f"{name}.onnx"))
     record = next(g for g in read_manifest(MODELS)["graphs"] if g["name"] == name)
-    from exportloss.export import EXPORTERS
-
     assert record["exporter"] in EXPORTERS
     fresh = export_model(entry, exporter=record["exporter"], opset=record["opset"])
     assert op_histogram(committed) == op_histogram(fresh), f"{name}: operators drifted; run `make export`"
