@@ -1,13 +1,16 @@
-"""The ``exportloss`` command line: ``list``, ``export`` and ``verify``.
+"""The ``exportloss`` command line: ``list``, ``export``, ``verify``, ``check-trt``, ``build-engine`` and ``bench``.
 
-Errors a user can fix (an unknown graph name, a malformed ``--shape``, a missing file) print one line
-and exit with status 2; a verification failure exits with status 1.
+Exit status: 0 success; 1 a check or verification failed; 2 bad usage or unusable input (an unknown
+graph, a malformed option, a missing, empty or foreign model file, a corrupt manifest, an output
+directory that cannot be written); 3 an internal error (a bug). Every error is one line on stderr that
+names the argument or file; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,12 +19,40 @@ from rich.table import Table
 
 from . import catalog
 from .catalog import GraphEntry, UnknownGraphError
+from .model_files import ModelFileError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
 class UsageError(Exception):
     """A mistake in the command line, reported as one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (naming the argument) instead of the usage text plus a line."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (`{self.prog} --help` shows the usage)\n")
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive integer; got 0")
+    return value
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -82,8 +113,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     for entry in entries:
         try:
             result = export_graph(entry, args.output, args.exporter, args.opset, entry.shapes(shapes))
+        except ModelFileError:
+            raise
         except ValueError as err:
             raise UsageError(str(err)) from None
+        except OSError as err:
+            raise UsageError(f"-o {args.output}: cannot write there ({err.strerror or err})") from None
         console.print(f"exported {entry.name:<24} -> {result.path}  (opset {result.opset}, {args.exporter})")
     return 0
 
@@ -159,22 +194,19 @@ def shape_profile(args: argparse.Namespace):
 
 def trt_models(args: argparse.Namespace):
     """``(label, source, model)`` per PATH.onnx, and per NAME: ``--models/NAME.onnx``, else exported in memory."""
-    import onnx
-
     from .export import export_model
+    from .model_files import load_model
 
     paths = [Path(n) for n in args.names if n.endswith(".onnx")]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise UsageError(f"{missing[0]} does not exist")
     args.names = [n for n in args.names if not n.endswith(".onnx")]
     entries = selected_entries(args) if args.names or args.all or not paths else []
-    for path in paths:
-        yield str(path), "file", onnx.load(str(path))
+    # Every file is validated before the first is checked: a bad one fails the run at once.
+    models = [(str(path), "file", load_model(path, catalog_graph=False)[0]) for path in paths]
+    yield from models
     for entry in entries:
         file = Path(args.models) / f"{entry.name}.onnx"
         if file.exists():
-            yield entry.name, str(file), onnx.load(str(file))
+            yield entry.name, str(file), load_model(file, entry)[0]
         else:
             yield entry.name, f"exported ({args.exporter})", export_model(entry, args.exporter)
 
@@ -246,7 +278,7 @@ def add_profile_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
-    p.add_argument("--workspace", type=int, default=1024, metavar="MiB", help="builder workspace limit (default: 1024)")
+    p.add_argument("--workspace", type=positive_int, default=1024, metavar="MiB", help="builder workspace limit (default: 1024)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -281,8 +313,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .export import DEFAULT_OPSET, EXPORTERS
 
-    parser = argparse.ArgumentParser(prog="exportloss", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="exportloss", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("list", help="the catalog with input and output shapes")
     p.set_defaults(func=cmd_list)
@@ -301,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME|PATH.onnx")
     p.add_argument("--all", action="store_true", help="every catalog graph in --models")
     p.add_argument("--models", default="models", help="directory holding NAME.onnx (default: models)")
-    p.add_argument("--seed", type=int, default=20261128, help="seed of the fresh verification inputs")
+    p.add_argument("--seed", type=non_negative_int, default=20261128, help="seed of the fresh verification inputs")
     p.add_argument("--backend", choices=("ort", "trt", "ort-trt"), default="ort",
                    help="ort: onnxruntime (default); trt: TensorRT engines; ort-trt: onnxruntime's TensorRT provider")
     p.add_argument("--engines", help="with --backend trt: verify the plans `build-engine` wrote here (default: build fresh ones)")
@@ -340,12 +373,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status (module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse's own exits: --help (0) and usage errors (2)
+        return int(stop.code or 0)
     try:
         return args.func(args)
-    except UsageError as err:
-        print(f"exportloss {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except (UsageError, ModelFileError, OSError) as err:
+        status = getattr(err, "exit_code", EXIT_USAGE)
+        message = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.filename}: {err.strerror}"
+        trace = traceback.format_exc()
+    except Exception as err:
+        status = EXIT_INTERNAL
+        message = f"internal error: {type(err).__name__}: {err}".splitlines()[0] + " (a bug in exportloss; --debug shows the traceback)"
+        trace = traceback.format_exc()
+    if debug:
+        print(trace, end="", file=sys.stderr)
+    print(f"exportloss {args.command}: error: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

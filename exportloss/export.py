@@ -1,15 +1,15 @@
 """Export catalog graphs to single-file ONNX models and keep ``manifest.json`` beside them.
 
 Data path: catalog entry -> module + example inputs -> ``torch.onnx.export`` (dynamo or TorchScript)
--> :func:`exportloss.graph_checks.check_graph` -> atomic write of ``DIR/NAME.onnx`` -> manifest update.
-A failed export or check leaves neither a partial file nor a changed manifest.
+-> :func:`exportloss.graph_checks.check_graph` -> :func:`exportloss.model_files.write_model` (under the
+directory's lock: atomic write of ``DIR/NAME.onnx``, then of the manifest). A failed export or check
+leaves neither a partial file nor a changed manifest.
 """
 
 from __future__ import annotations
 
-import hashlib
+import errno
 import io
-import json
 import logging
 import os
 import warnings
@@ -21,18 +21,21 @@ import onnx
 import torch
 
 from . import __version__
-from ._files import atomic_write
 from .catalog import GraphEntry
 from .catalog._registry import Shapes
 from .graph_checks import check_graph, iter_nodes
+from .model_files import MANIFEST, METADATA_GRAPH, read_manifest, write_model
+
+__all__ = [
+    "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "export_graph", "export_model",
+    "opset_range", "read_manifest", "tensor_specs",
+]
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
 """torchlib's native opset: no version conversion, and inside every supported TensorRT's range (9-20 for 10.1)."""
 
 DYNAMO_MIN_OPSET = 18
-MANIFEST = "manifest.json"
-METADATA_GRAPH = "exportloss.graph"
 
 
 @dataclass(frozen=True)
@@ -61,39 +64,93 @@ def to_torch(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in inputs.items()}
 
 
+def opset_range(exporter: str) -> tuple[int, int]:
+    """The default-domain opsets ``exporter`` writes with the installed torch and onnx, inclusive."""
+    if exporter == "dynamo":
+        # torchlib writes opset 18; onnx's version converter takes it up to the newest opset onnx knows.
+        # Down-conversion has no adapter for Split and fails on these graphs.
+        return DYNAMO_MIN_OPSET, onnx.defs.onnx_opset_version()
+    from torch.onnx import _constants
+
+    return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+
+
 def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAULT_OPSET, shapes: Shapes | None = None) -> onnx.ModelProto:
-    """Export ``entry`` at its catalog shapes (or ``shapes``) and return the checked model, unsaved."""
+    """Export ``entry`` at its catalog shapes (or ``shapes``) and return the checked model, unsaved.
+
+    Raises ``ValueError`` (one line) for an exporter or opset the installed tools cannot write, for
+    ``shapes`` the graph cannot take (a size it fixes, batch sizes that do not broadcast), and when the
+    exporter fails or writes another opset than asked for.
+    """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
-    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
-        # torch's down-conversion from torchlib's opset 18 has no adapter for Split and fails on these graphs.
-        raise ValueError(
-            f"the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or later; for opset {opset} use --exporter torchscript"
-        )
+    low, high = opset_range(exporter)
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        hint = "; for an older opset use --exporter torchscript" if exporter == "dynamo" and isinstance(opset, int) and opset < low else ""
+        raise ValueError(f"--opset {opset}: the {exporter} exporter writes opsets {low} to {high}{hint}")
     module = entry.build().eval()
-    example = to_torch(entry.example_inputs(shapes))
+    example = to_torch(_example_at(entry, shapes))
     args = tuple(example[spec.name] for spec in entry.inputs)
+    _run_eagerly(entry, module, args)
     input_names = [spec.name for spec in entry.inputs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # The dynamo exporter logs a warning per torchvision op it cannot register when torchvision is absent.
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-        if exporter == "dynamo":
-            program = torch.onnx.export(
-                module, args, dynamo=True, opset_version=opset, input_names=input_names,
-                output_names=list(entry.outputs), external_data=False, verbose=False,
-            )
-            model = program.model_proto
-        else:
-            buffer = io.BytesIO()
-            torch.onnx.export(
-                module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
-                output_names=list(entry.outputs),
-            )
-            model = _optimize(onnx.load_from_string(buffer.getvalue()))
+        # The dynamo exporter logs a warning per torchvision op it cannot register when torchvision is
+        # absent, and onnxscript's version converter logs a traceback when it falls back to opset 18;
+        # the opset check below reports that case in one line.
+        for logger in ("torch.onnx._internal.exporter._registration", "onnxscript.version_converter"):
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
+        try:
+            if exporter == "dynamo":
+                program = torch.onnx.export(
+                    module, args, dynamo=True, opset_version=opset, input_names=input_names,
+                    output_names=list(entry.outputs), external_data=False, verbose=False,
+                )
+                model = program.model_proto
+            else:
+                buffer = io.BytesIO()
+                torch.onnx.export(
+                    module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
+                    output_names=list(entry.outputs),
+                )
+                model = _optimize(onnx.load_from_string(buffer.getvalue()))
+        except Exception as err:  # the exporters' own errors run to hundreds of lines
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"the {exporter} exporter failed on {entry.name!r} at opset {opset}: {first}") from err
+    if opset_of(model) != opset:
+        raise ValueError(
+            f"--opset {opset}: the {exporter} exporter could not convert {entry.name!r} to opset {opset} "
+            f"(it wrote opset {opset_of(model)}); choose another opset"
+        )
     _stamp(model, entry.name, exporter)
     check_graph(model, allowed_ops=entry.allowed_ops)
     return model
+
+
+def _example_at(entry: GraphEntry, shapes: Shapes | None) -> dict[str, np.ndarray]:
+    """The export example at ``shapes``; a requested size that the graph fixes (like the 4 of a box) is an error."""
+    requested = entry.shapes(shapes)
+    example = entry.example_inputs(shapes)
+    for name, shape in requested.items():
+        got = tuple(example[name].shape)
+        if got != shape:
+            dim = next(i for i, (a, b) in enumerate(zip(shape, got)) if a != b)
+            raise ValueError(
+                f"--shape {name}={'x'.join(map(str, shape))}: graph {entry.name!r} fixes dimension {dim} "
+                f"of {name} at {got[dim]} (like {'x'.join(map(str, got))})"
+            )
+    return example
+
+
+def _run_eagerly(entry: GraphEntry, module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """Run the module once on the example: shapes it rejects get its one-line error, not the exporter's pages."""
+    try:
+        with torch.no_grad():
+            module(*args)
+    except (ValueError, TypeError, RuntimeError) as err:
+        shapes = ", ".join(f"{spec.name}={'x'.join(map(str, a.shape))}" for spec, a in zip(entry.inputs, args))
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"graph {entry.name!r} cannot take inputs {shapes}: {first}") from None
 
 
 def _optimize(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -122,14 +179,28 @@ def export_graph(
     opset: int = DEFAULT_OPSET,
     shapes: Shapes | None = None,
 ) -> ExportResult:
-    """Export ``entry`` to ``out_dir/NAME.onnx`` (one file, no external data) and update the manifest."""
-    model = export_model(entry, exporter, opset, shapes)
+    """Export ``entry`` to ``out_dir/NAME.onnx`` (one file, no external data) and update the manifest.
+
+    Safe with other processes exporting into ``out_dir`` at the same time (see :mod:`exportloss.model_files`).
+    Raises ``ValueError`` as :func:`export_model` does, :class:`~exportloss.model_files.ModelFileError` for a
+    corrupt manifest (before anything is written) and ``OSError`` when ``out_dir`` cannot be written.
+    """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(out))
+    read_manifest(out)  # a corrupt manifest fails now, not after the export's minutes
+    model = export_model(entry, exporter, opset, shapes)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{entry.name}.onnx"
-    data = model.SerializeToString()
-    atomic_write(path, data)
-    _update_manifest(out, model, entry.name, path.name, hashlib.sha256(data).hexdigest(), exporter)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    record = {
+        "name": entry.name,
+        "file": f"{entry.name}.onnx",
+        "opset": opset_of(model),
+        "exporter": exporter,
+        "inputs": tensor_specs(model.graph.input),
+        "outputs": tensor_specs(inferred.graph.output),
+    }
+    path = write_model(out, record, model.SerializeToString(), versions())
     return ExportResult(entry.name, path, model, exporter, opset_of(model))
 
 
@@ -145,27 +216,3 @@ def tensor_specs(values) -> list[dict]:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
         specs.append({"name": value.name, "shape": shape, "dtype": dtype})
     return specs
-
-
-def _update_manifest(out: Path, model: onnx.ModelProto, name: str, file: str, sha256: str, exporter: str) -> None:
-    manifest = read_manifest(out)
-    inferred = onnx.shape_inference.infer_shapes(model)
-    record = {
-        "name": name,
-        "file": file,
-        "sha256": sha256,
-        "opset": opset_of(model),
-        "exporter": exporter,
-        "inputs": tensor_specs(model.graph.input),
-        "outputs": tensor_specs(inferred.graph.output),
-    }
-    graphs = [g for g in manifest["graphs"] if g["name"] != name] + [record]
-    manifest = {"graphs": sorted(graphs, key=lambda g: g["name"]), "versions": versions()}
-    atomic_write(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-
-
-def read_manifest(out: str | os.PathLike) -> dict:
-    path = Path(out) / MANIFEST
-    if not path.exists():
-        return {"graphs": [], "versions": {}}
-    return json.loads(path.read_text())

@@ -24,6 +24,7 @@ import torch
 from . import catalog
 from .catalog import Case, GraphEntry
 from .export import METADATA_GRAPH, to_torch
+from .model_files import load_model
 
 OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_ALL")
 PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
@@ -112,8 +113,7 @@ def verify_model(
     import onnxruntime as ort
 
     path = Path(path)
-    model = onnx.load(str(path))
-    entry = entry or catalog.get(graph_name(model, path))
+    model, entry = load_model(path, entry)
     module = entry.build().eval()
     cases = entry.verification_cases(input_shapes(model), seed=seed)
     expected = [reference_outputs(entry, module, case.inputs) for case in cases]

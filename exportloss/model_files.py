@@ -1,0 +1,175 @@
+"""Model files on disk: the manifest beside them, safe under concurrent writers, and one validation of a file.
+
+``DIR/manifest.json`` records each exported graph's file, sha256, opset, exporter, inputs and outputs.
+Writers (:func:`write_model`) hold ``DIR/.manifest.json.lock`` (a ``filelock`` lock) across
+read-manifest, write-model and write-manifest, and both files are replaced atomically, so concurrent
+exports into one directory keep every entry, and a corrupt manifest stops an export before anything is
+written. Readers (:func:`load_model`) check a file against its manifest entry, so a process killed
+between the two writes leaves a file that fails verification rather than one that passes under the
+wrong entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import onnx
+from filelock import FileLock
+
+from ._files import atomic_write
+
+MANIFEST = "manifest.json"
+METADATA_GRAPH = "exportloss.graph"
+"""Model metadata key holding the catalog name of an exported graph."""
+
+
+class ModelFileError(ValueError):
+    """A model file or manifest that cannot be used: missing, unreadable, not ONNX, not the graph it claims.
+
+    The message is one line that starts with the file's path. ``exit_code`` is the command line's status.
+    """
+
+    exit_code = 2
+
+
+class ModelMismatchError(ModelFileError):
+    """A readable model file that differs from what its manifest records: a failed check, not bad usage."""
+
+    exit_code = 1
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """``DIR/manifest.json`` as ``{"graphs": [...], "versions": {...}}``; empty when there is none.
+
+    Raises :class:`ModelFileError` naming the file when it is not a manifest.
+    """
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return {"graphs": [], "versions": {}}
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{path}: not a readable manifest ({err}); fix or delete it") from None
+    graphs = manifest.get("graphs") if isinstance(manifest, dict) else None
+    if not isinstance(graphs, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("name"), str) and isinstance(g.get("file"), str) and isinstance(g.get("sha256"), str)
+        for g in graphs
+    ):
+        raise ModelFileError(f"{path}: not a manifest (expected {{\"graphs\": [{{\"name\", \"file\", \"sha256\", ...}}]}}); fix or delete it")
+    manifest.setdefault("versions", {})
+    return manifest
+
+
+def manifest_lock(directory: str | os.PathLike) -> FileLock:
+    """The lock every manifest writer holds; a hidden file beside the manifest (left in place, as locks are)."""
+    return FileLock(Path(directory) / f".{MANIFEST}.lock")
+
+
+def write_model(directory: str | os.PathLike, record: dict, data: bytes, versions: dict[str, str]) -> Path:
+    """Write ``data`` to ``DIR/record["file"]`` and put ``record`` (with its sha256) into the manifest.
+
+    Under the directory's lock: read the manifest (a corrupt one raises before anything is written),
+    replace the model file, replace the manifest. Returns the model's path.
+    """
+    directory = Path(directory)
+    path = directory / record["file"]
+    record = {"name": record["name"], "file": record["file"], "sha256": hashlib.sha256(data).hexdigest(), **record}
+    with manifest_lock(directory):
+        manifest = read_manifest(directory)
+        atomic_write(path, data)
+        graphs = [g for g in manifest["graphs"] if g["name"] != record["name"] and g["file"] != record["file"]]
+        manifest = {"graphs": sorted([*graphs, record], key=lambda g: g["name"]), "versions": versions}
+        atomic_write(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return path
+
+
+def load_model(path: str | os.PathLike, entry=None, catalog_graph: bool = True):
+    """Load and validate one model file; returns ``(model, entry)``.
+
+    Checks, each failing with a one-line :class:`ModelFileError` that names the file: it exists and is
+    a regular file, it is non-empty and parses as a valid ONNX model; then, when ``DIR/manifest.json`` has an
+    entry for the file, the file's sha256 matches it (:class:`ModelMismatchError` otherwise). With
+    ``catalog_graph`` (verification needs it) the model also carries the catalog name stamp written at
+    export, the name is a catalog graph (and ``entry``'s, when one is given), and its inputs and outputs
+    have the catalog entry's names, dtypes and ranks. Without it (any ONNX file, as ``check-trt``
+    takes) ``entry`` is returned as given.
+    """
+    from . import catalog
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a file")
+    data = path.read_bytes()
+    if not data:
+        raise ModelFileError(f"{path}: empty file, not an ONNX model")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as err:  # protobuf raises DecodeError, or RuntimeWarning-like errors on garbage
+        raise ModelFileError(f"{path}: not an ONNX model ({_first_line(err)})") from None
+    if not model.HasField("graph") or not model.opset_import:
+        raise ModelFileError(f"{path}: not an ONNX model (no graph or no opset)")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise ModelFileError(f"{path}: not a valid ONNX model ({_first_line(err)})") from None
+    _check_against_manifest(path, data)
+    if not catalog_graph:
+        return model, entry
+    props = {p.key: p.value for p in model.metadata_props}
+    name = props.get(METADATA_GRAPH)
+    if name is None:
+        raise ModelFileError(f"{path}: not written by `exportloss export` (no {METADATA_GRAPH!r} metadata naming its catalog graph)")
+    if entry is not None and name != entry.name:
+        raise ModelFileError(f"{path}: holds catalog graph {name!r}, not {entry.name!r}")
+    try:
+        entry = entry or catalog.get(name)
+    except catalog.UnknownGraphError:
+        raise ModelFileError(f"{path}: its {METADATA_GRAPH!r} metadata names {name!r}, which is not a catalog graph") from None
+    _check_interface(path, model, entry)
+    return model, entry
+
+
+def _check_against_manifest(path: Path, data: bytes) -> None:
+    manifest = read_manifest(path.parent)
+    record = next((g for g in manifest["graphs"] if g["file"] == path.name), None)
+    if record is None:
+        return
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record["sha256"]:
+        raise ModelMismatchError(
+            f"{path}: sha256 {digest[:16]}… does not match {path.parent / MANIFEST}'s entry {record['name']!r} "
+            f"({record['sha256'][:16]}…, {record.get('exporter', '?')}, opset {record.get('opset', '?')}); "
+            "the file changed after export or an export was interrupted: re-export it"
+        )
+
+
+def _check_interface(path: Path, model: onnx.ModelProto, entry) -> None:
+    """Inputs and outputs carry the catalog entry's names, dtypes and ranks (sizes may differ: ``--shape``)."""
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initializers]
+    want_inputs = [(spec.name, spec.dtype, len(spec.shape)) for spec in entry.inputs]
+    got_inputs = [(v.name, _dtype(v), len(v.type.tensor_type.shape.dim)) for v in inputs]
+    if got_inputs != want_inputs:
+        raise ModelFileError(f"{path}: inputs {_describe(got_inputs)} are not those of catalog graph {entry.name!r}, {_describe(want_inputs)}")
+    got_outputs = [v.name for v in model.graph.output]
+    if got_outputs != list(entry.outputs):
+        raise ModelFileError(f"{path}: outputs {got_outputs} are not those of catalog graph {entry.name!r}, {list(entry.outputs)}")
+
+
+def _dtype(value: onnx.ValueInfoProto) -> str:
+    elem_type = value.type.tensor_type.elem_type
+    return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "?"
+
+
+def _describe(specs) -> str:
+    return "[" + ", ".join(f"{name} {dtype}[rank {rank}]" for name, dtype, rank in specs) + "]"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
