@@ -8,6 +8,7 @@ tracing and leave no trace in an exported graph.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -97,3 +98,22 @@ def _is_fx_symbolic_tracing() -> bool:
     except ImportError:  # older torch: fx symbolic tracing cannot be detected, and nothing here needs it
         return False
     return is_fx_symbolic_tracing()
+
+
+def check_interval(name: str, value: object, low: float = -math.inf, high: float = math.inf,
+                   low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real in ``[low, high]`` (an end open with ``low_open`` / ``high_open``), returned as float.
+
+    NaN and infinities are refused even where an end is infinite: an option must be a usable number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number; got {value!r}")
+    value = float(value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (math.isfinite(value) and above and below):
+        opening = "(" if low_open or low == -math.inf else "["
+        closing = ")" if high_open or high == math.inf else "]"
+        interval = f"{opening}{low:g}, {high:g}{closing}".replace("inf", "∞")
+        raise ValueError(f"{name} must be finite and lie in {interval}; got {value!r}")
+    return value

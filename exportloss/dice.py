@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_float_tensor, check_label_tensor, check_labels_in_range, check_number
+from ._numerics import focal_power
 from ._reduction import check_reduction, reduce_loss
 
 SEGMENTATION_MODES = ("binary", "multiclass", "multilabel")
@@ -243,8 +244,9 @@ class _OverlapLoss(_SegmentationOverlap):
             weights = _scored_classes(weights.to(logits.dtype), self.include_background)
         loss = 1.0 - self.scores(logits, target)
         if self.gamma != 1.0:
-            # Rounding can leave 1 − score a hair below 0, where a fractional power is NaN.
-            loss = loss.clamp_min(0.0).pow(self.gamma)
+            # Rounding can leave 1 − score a hair below 0, where a fractional power is NaN; a perfect
+            # class (1 − score = 0) needs the gradient-safe power when gamma < 1.
+            loss = focal_power(loss.clamp_min(0.0), self.gamma)
         return reduce_loss(loss, self.reduction, weights)
 
     def extra_repr(self) -> str:

@@ -32,18 +32,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_float_tensor, check_label_tensor, check_labels_in_range, check_number, check_same_shape
+from ._checks import (
+    check_float_tensor,
+    check_interval,
+    check_label_tensor,
+    check_labels_in_range,
+    check_number,
+    check_same_shape,
+)
 from ._labels import valid_labels
-from ._numerics import stable_softplus
+from ._numerics import binary_cross_entropy_with_logits, focal_power
 from ._reduction import check_reduction, reduce_loss, reduce_valid
 
 
 def class_weights(alpha: float | Sequence[float], num_classes: int) -> torch.Tensor:
     """The seed's per-class ``alpha``: a scalar gives ``[alpha, 1 - alpha, ...]``, a list is used as given."""
     if isinstance(alpha, (int, float)):
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1] when it is a number; got {alpha}")
-        weights = torch.full((num_classes,), 1.0 - float(alpha))
+        alpha = check_interval("alpha", alpha, 0.0, 1.0)
+        weights = torch.full((num_classes,), 1.0 - alpha)
         weights[0] = float(alpha)
         return weights
     weights = torch.as_tensor([float(a) for a in alpha], dtype=torch.float32)
@@ -92,7 +98,7 @@ class FocalLoss(nn.Module):
         check_labels_in_range("labels", labels, self.num_classes, self.ignore_index)
         safe, valid = valid_labels(labels, self.num_classes, self.ignore_index)
         log_p = logits.log_softmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        focal = (1.0 - log_p.exp()).pow(self.gamma)
+        focal = focal_power(1.0 - log_p.exp(), self.gamma)
         loss = -F.embedding(safe, self.alpha.to(log_p.dtype).unsqueeze(1)).squeeze(-1) * focal * log_p
         return reduce_valid(loss, valid, self.reduction)
 
@@ -117,9 +123,8 @@ class SigmoidFocalLoss(nn.Module):
 
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none") -> None:
         super().__init__()
-        if alpha > 1:
-            raise ValueError(f"alpha must be <= 1 (or negative to disable the weighting); got {alpha}")
-        self.alpha = float(alpha)
+        # Negative disables the weighting (torchvision's convention), so only the upper end is bounded.
+        self.alpha = check_interval("alpha", alpha, high=1.0)
         self.gamma = check_number("gamma", gamma, minimum=0.0)
         self.reduction = check_reduction(reduction)
 
@@ -127,10 +132,10 @@ class SigmoidFocalLoss(nn.Module):
         check_float_tensor("logits", logits)
         check_float_tensor("targets", targets)
         check_same_shape("logits", logits, "targets", targets)
-        p = torch.sigmoid(logits)
-        ce = stable_softplus(logits) - logits * targets
-        # 1 - p_t = p (1 - t) + (1 - p) t
-        loss = (p + targets - 2.0 * p * targets).pow(self.gamma) * ce
+        ce = binary_cross_entropy_with_logits(logits, targets)
+        # 1 - p_t = p (1 - t) + (1 - p) t with 1 - p = σ(-x): exact for confident positives, where 1 - σ(x) rounds to 0.
+        miss = torch.sigmoid(logits) * (1.0 - targets) + torch.sigmoid(-logits) * targets
+        loss = focal_power(miss, self.gamma) * ce
         if self.alpha >= 0:
             loss = loss * ((1.0 - self.alpha) + (2.0 * self.alpha - 1.0) * targets)
         return reduce_loss(loss, self.reduction)

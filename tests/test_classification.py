@@ -369,7 +369,7 @@ def test_fuzz_arc_against_reference(seed, margin_and_m):
     (lambda: exportloss.FocalLoss(3)(torch.randn(4, 3), torch.tensor([0, -1, 2, 1])), ValueError, r"labels must lie in \[0, 2\]"),
     (lambda: exportloss.FocalLoss(3, ignore_index=-1)(torch.randn(4, 3), torch.tensor([0, -2, 2, 1])), ValueError, r"or ignore_index=-1"),
     (lambda: exportloss.FocalLoss(3, alpha=[0.2, 0.8]), ValueError, r"alpha as a list must have one weight per class \(length num_classes=3\); got length 2"),
-    (lambda: exportloss.FocalLoss(3, alpha=1.5), ValueError, r"alpha must lie in \[0, 1\]"),
+    (lambda: exportloss.FocalLoss(3, alpha=1.5), ValueError, r"alpha must be finite and lie in \[0, 1\]"),
     (lambda: exportloss.FocalLoss(3, gamma=-1), ValueError, r"gamma must be finite and >= 0"),
     (lambda: exportloss.FocalLoss(3)(torch.randn(4, 3), torch.tensor([0.0, 1.0, 2.0, 1.0])), TypeError, r"labels must be an int64 or int32 tensor"),
     (lambda: exportloss.FocalLoss(3)(torch.randn(4, 3), torch.tensor([0, 1, 2])), ValueError, r"labels must have the shape of logits without the class axis, \[4\]; got \[3\]"),
@@ -388,9 +388,9 @@ def test_fuzz_arc_against_reference(seed, margin_and_m):
     (lambda: exportloss.ArcFaceLoss(4, 3)(torch.randn(2, 4), torch.tensor([0.0, 1.0])), TypeError, r"labels must be an int64 or int32"),
     (lambda: exportloss.ArcSoftmax(4, 3)(torch.randn(2, 5)), ValueError, r"features must have shape \[B, feat_dim=4\]; got \[2, 5\]"),
     (lambda: exportloss.ArcSoftmax(4, 1), ValueError, r"num_classes >= 2"),
-    (lambda: exportloss.ArcSoftmax(4, 3, m=4.0), ValueError, r"m must lie in \[0, π\)"),
+    (lambda: exportloss.ArcSoftmax(4, 3, m=4.0), ValueError, r"m must be finite and lie in \[0, 3.14159\)"),
     (lambda: exportloss.ArcSoftmax(4, 3, margin="sphereface"), ValueError, r"margin must be one of 'arcface', 'cosface'"),
-    (lambda: exportloss.ArcFaceLoss(4, 3, s=0), ValueError, r"s must be > 0"),
+    (lambda: exportloss.ArcFaceLoss(4, 3, s=0), ValueError, r"s must be finite and > 0"),
 ])
 def test_bad_input_names_the_argument(call, error, message):
     with pytest.raises(error, match=message):

@@ -14,6 +14,8 @@ import math
 import numpy as np
 import torch
 
+from ..arcface import NORM_EPS  # the convention where eps enters, shared so that both compare like with like
+
 
 def _is_valid(label: int, num_classes: int, ignore_index: int | None) -> bool:
     return 0 <= label < num_classes and label != ignore_index
@@ -98,8 +100,8 @@ def center_update_reference(features: torch.Tensor, labels: torch.Tensor, center
 def _angles(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     x = features.double()
     w = weight.double()
-    x_hat = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    w_hat = w / w.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    x_hat = x / x.norm(dim=1, keepdim=True).clamp_min(NORM_EPS)
+    w_hat = w / w.norm(dim=0, keepdim=True).clamp_min(NORM_EPS)
     return torch.acos((x_hat @ w_hat).clamp(-1.0, 1.0))
 
 
