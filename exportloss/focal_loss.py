@@ -16,7 +16,12 @@ Sigmoid form (:class:`SigmoidFocalLoss`, torchvision's ``sigmoid_focal_loss``): 
     ``loss = alpha_t * (1 - p_t) ** gamma * ce``,  ``alpha_t = alpha t + (1 - alpha)(1 - t)``
 
 so **alpha weights the positives**; ``alpha < 0`` disables the weighting. ``ce`` is evaluated as
-``max(x, 0) - x t + log(1 + exp(-|x|))``, exact for any finite ``x`` (no eps, no overflow).
+``t softplus(-x) + (1 - t) softplus(x)`` (:func:`exportloss._numerics.binary_cross_entropy_with_logits`)
+and ``1 - p_t`` as ``t σ(-x) + (1 - t) σ(x)``: neither cancels for confident logits, both are exact to
+float32 rounding for any finite ``x`` (no eps, no overflow).
+
+For ``0 < gamma < 1`` both forms take ``(1 - p)^gamma`` with :func:`exportloss._numerics.focal_power`,
+whose gradient is 0 rather than NaN where a prediction is exactly right.
 
 Label handling shared by the classification losses (:func:`exportloss._labels.valid_labels`): a label is valid when it
 lies in ``[0, C)`` and differs from ``ignore_index``. Invalid labels are masked, never dropped: their
