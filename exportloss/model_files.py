@@ -101,7 +101,7 @@ def load_model(path: str | os.PathLike, entry=None, catalog_graph: bool = True):
 
     path = Path(path)
     if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
+        raise ModelFileError(f"{path}: does not exist")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a file")
     data = path.read_bytes()
