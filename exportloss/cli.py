@@ -24,7 +24,8 @@ from .model_files import ModelFileError
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_USAGE, EXIT_INTERNAL = 2, 3
+"""Exit statuses besides 0 (success) and 1 (a check or verification failed), which commands return themselves."""
 
 
 class UsageError(Exception):
@@ -385,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (UsageError, ModelFileError, OSError) as err:
         status = getattr(err, "exit_code", EXIT_USAGE)
-        message = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.filename}: {err.strerror}"
+        message = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)
         trace = traceback.format_exc()
     except Exception as err:
         status = EXIT_INTERNAL

@@ -15,11 +15,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 from filelock import FileLock
 
 from ._files import atomic_write
+
+if TYPE_CHECKING:
+    from .catalog import GraphEntry
 
 MANIFEST = "manifest.json"
 METADATA_GRAPH = "exportloss.graph"
@@ -86,7 +90,8 @@ def write_model(directory: str | os.PathLike, record: dict, data: bytes, version
     return path
 
 
-def load_model(path: str | os.PathLike, entry=None, catalog_graph: bool = True):
+def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
+               catalog_graph: bool = True) -> tuple[onnx.ModelProto, GraphEntry | None]:
     """Load and validate one model file; returns ``(model, entry)``.
 
     Checks, each failing with a one-line :class:`ModelFileError` that names the file: it exists and is
@@ -104,20 +109,19 @@ def load_model(path: str | os.PathLike, entry=None, catalog_graph: bool = True):
         raise ModelFileError(f"{path}: does not exist")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a file")
-    data = path.read_bytes()
-    if not data:
+    if path.stat().st_size == 0:
         raise ModelFileError(f"{path}: empty file, not an ONNX model")
     try:
-        model = onnx.load_model_from_string(data)
-    except Exception as err:  # protobuf raises DecodeError, or RuntimeWarning-like errors on garbage
+        model = onnx.load(str(path))  # external data, if any, comes from beside the file
+    except Exception as err:  # protobuf's DecodeError for garbage or a truncated file, OSError for external data
         raise ModelFileError(f"{path}: not an ONNX model ({_first_line(err)})") from None
     if not model.HasField("graph") or not model.opset_import:
         raise ModelFileError(f"{path}: not an ONNX model (no graph or no opset)")
     try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
+        onnx.checker.check_model(str(path))  # by path: models over 2 GB and external data are checked too
+    except (onnx.checker.ValidationError, ValueError) as err:
         raise ModelFileError(f"{path}: not a valid ONNX model ({_first_line(err)})") from None
-    _check_against_manifest(path, data)
+    _check_against_manifest(path)
     if not catalog_graph:
         return model, entry
     props = {p.key: p.value for p in model.metadata_props}
@@ -134,12 +138,16 @@ def load_model(path: str | os.PathLike, entry=None, catalog_graph: bool = True):
     return model, entry
 
 
-def _check_against_manifest(path: Path, data: bytes) -> None:
+def _check_against_manifest(path: Path) -> None:
     manifest = read_manifest(path.parent)
     record = next((g for g in manifest["graphs"] if g["file"] == path.name), None)
     if record is None:
         return
-    digest = hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    digest = digest.hexdigest()
     if digest != record["sha256"]:
         raise ModelMismatchError(
             f"{path}: sha256 {digest[:16]}… does not match {path.parent / MANIFEST}'s entry {record['name']!r} "
@@ -148,7 +156,7 @@ def _check_against_manifest(path: Path, data: bytes) -> None:
         )
 
 
-def _check_interface(path: Path, model: onnx.ModelProto, entry) -> None:
+def _check_interface(path: Path, model: onnx.ModelProto, entry: GraphEntry) -> None:
     """Inputs and outputs carry the catalog entry's names, dtypes and ranks (sizes may differ: ``--shape``)."""
     initializers = {init.name for init in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
