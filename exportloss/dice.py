@@ -317,8 +317,10 @@ class TverskyLoss(_OverlapLoss):
 
     ``alpha`` weighs false positives ``P − I`` and ``beta`` false negatives ``T − I`` (MONAI's and
     segmentation_models_pytorch's convention); ``alpha = beta = 0.5`` is Dice with ``smooth`` doubled,
-    ``alpha = beta = 1`` is Jaccard. ``gamma > 1`` gives the focal Tversky loss, with the power
-    taken per class before the reduction. The other arguments are those of :class:`DiceLoss`.
+    ``alpha = beta = 1`` is Jaccard. ``gamma != 1`` gives the focal Tversky loss, with the power
+    taken per class before the reduction (``gamma = 0.75`` is the focal Tversky paper's setting; for
+    ``gamma < 1`` the power is :func:`exportloss._numerics.focal_power`, so a perfectly scored class has
+    a zero gradient, not NaN). The other arguments are those of :class:`DiceLoss`.
     """
 
     def __init__(
