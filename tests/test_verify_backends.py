@@ -9,7 +9,11 @@ holds every row; the TensorRT engine backend plugs into the same harness.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -47,7 +51,7 @@ class FakeBackend(Backend):
         self.name, self.precision = name, "fp32"
         self._reason, self._notes, self._scale, self._error = reason, notes, scale, error
 
-    def unavailable_reason(self):
+    def probe(self):
         return self._reason
 
     @contextmanager
@@ -73,8 +77,10 @@ def test_a_silent_fallback_to_the_cpu_provider_is_caught(exported, monkeypatch):
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
     backend = OrtBackend.cuda()
     assert backend.unavailable_reason() == "onnxruntime replaced CUDAExecutionProvider with CPUExecutionProvider"
-    (row,) = verify(exported("pairwise_iou"), backend)
-    assert not row.passed and row.verdict == "unavailable: onnxruntime replaced CUDAExecutionProvider with CPUExecutionProvider"
+    monkeypatch.setattr(OrtBackend, "probe", lambda self: None)  # past the probe, each graph's sessions are checked too
+    (row,) = verify(exported("pairwise_iou"), OrtBackend.cuda())
+    assert not row.passed and row.cases == 0
+    assert row.verdict == "unavailable: onnxruntime replaced CUDAExecutionProvider with CPUExecutionProvider"
 
 
 def test_the_proof_of_placement_checks_providers_options_and_nodes():
@@ -216,3 +222,34 @@ def test_json_report_records_failures(exported, tmp_path, capsys):
     assert main(["verify", "pairwise_iou", "--backend", "ort-cpu", "--models", str(tmp_path), "--json", str(report)]) == 1
     (row,) = json.loads(report.read_text())["rows"]
     assert row["verdict"] == "FAIL" and "does not exist" in row["failures"][0]
+
+
+# --- export_scripts/gpu_check.sh --------------------------------------------------------------------------------
+
+
+def test_gpu_check_runs_what_loads_and_says_what_it_skipped(tmp_path):
+    """The script's control flow with a stand-in ``exportloss`` (the real backend probes decide what runs)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "exportloss").write_text(
+        f'#!/bin/sh\necho "$*" >> "{log}"\n'
+        '[ "$1 $2" = "check-ort-cuda --help" ] && exit 2\n'
+        '[ "$1 $2" = "bench --help" ] && echo "usage: exportloss bench [--json PATH]"\n'
+        'exit 0\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    script = Path(__file__).resolve().parents[1] / "export_scripts" / "gpu_check.sh"
+    result = subprocess.run(["bash", str(script)], env={**os.environ, "BIN": str(bin_dir), "OUT": str(tmp_path / "out")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    available, unavailable = split_available([make_backend(name) for name in BACKEND_NAMES])
+    (skipped,) = [line for line in result.stdout.splitlines() if line.startswith("gpu_check: skipped: ")]
+    assert "check-ort-cuda (this exportloss has no such subcommand)" in skipped
+    assert all(f"{name}: {reason}" in skipped for name, reason in unavailable.items())
+    calls = log.read_text().splitlines()
+    assert calls[0] == "check-trt --all --models models"
+    verified = {word for call in calls if call.startswith("verify ") for word in call.split()}
+    assert {b.name for b in available} <= verified and not set(unavailable) & verified
+    assert "bench --device cuda (" in skipped  # no CUDA here, or the stand-in's bench has no --device
+    assert result.stdout.splitlines()[-1].startswith("gpu_check: PASS in ")

@@ -78,9 +78,15 @@ class Backend(ABC):
         """The tolerance ``entry`` is held to on this backend; the entry's own unless overridden."""
         return Tolerance.of(entry)
 
-    @abstractmethod
     def unavailable_reason(self) -> str | None:
-        """None when the backend truly loads here, else one line saying why not (and staying quiet doing so)."""
+        """None when the backend truly loads here, else one line saying why not; probed once per backend value."""
+        if not hasattr(self, "_probed"):
+            self._probed = self.probe()
+        return self._probed
+
+    @abstractmethod
+    def probe(self) -> str | None:
+        """Load the runtime (quietly: no log of its own on stderr); None when it works, else why not, in one line."""
 
     @abstractmethod
     def sessions(self, path: Path, model: onnx.ModelProto, entry: GraphEntry) -> AbstractContextManager[list[Session]]:

@@ -74,7 +74,10 @@ class OrtSession:
         self._outputs = [o.name for o in session.get_outputs()]
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self._outputs, self._session.run(self._outputs, dict(inputs))))
+        try:
+            return dict(zip(self._outputs, self._session.run(self._outputs, dict(inputs))))
+        except Exception as err:  # a kernel that fails at run time (a CUDA error, say) fails the row, not the command
+            raise SessionError(f"{self.provider} failed to run the graph ({self.label}): {_first_line(err)}") from None
 
 
 class OrtBackend(Backend):
@@ -95,7 +98,6 @@ class OrtBackend(Backend):
         self.provider_options = {p: dict((provider_options or {}).get(p, {})) for p in self.providers}
         self.precision = precision
         self.levels = tuple(levels)
-        self._probe: tuple[str | None] | None = None
 
     @classmethod
     def cpu(cls) -> OrtBackend:
@@ -118,12 +120,7 @@ class OrtBackend(Backend):
     def __repr__(self) -> str:
         return f"OrtBackend({self.name!r}, {list(self.providers)}, {self.provider_options}, {self.precision!r})"
 
-    def unavailable_reason(self) -> str | None:
-        if self._probe is None:
-            self._probe = (self._find_unavailable_reason(),)
-        return self._probe[0]
-
-    def _find_unavailable_reason(self) -> str | None:
+    def probe(self) -> str | None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()

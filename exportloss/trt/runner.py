@@ -20,7 +20,7 @@ import onnx
 from .._checks import check_choice
 from ..backends import Backend, BackendUnavailable, SessionError, Tolerance
 from ..catalog import GraphEntry
-from ._cuda import CudaDriver, TensorRTUnavailable
+from ._cuda import CudaDriver, CudaError, TensorRTUnavailable
 from .engine import DEFAULT_WORKSPACE_MIB, PRECISIONS, EngineBuildError, build_plan, require_tensorrt
 
 FP16_TOLERANCE = 1e-2
@@ -90,7 +90,10 @@ class EngineSession:
         self.provider = f"TensorRT {runner.trt.__version__} on {runner.cuda.device_name}"
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.runner.run(dict(inputs))
+        try:
+            return self.runner.run(dict(inputs))
+        except (EngineBuildError, CudaError) as err:
+            raise SessionError(f"{self.provider}: {err}") from None
 
 
 class EngineBackend(Backend):
@@ -113,20 +116,17 @@ class EngineBackend(Backend):
         self.engines_dir = Path(engines_dir) if engines_dir is not None else None
         self.workspace_mib = workspace_mib
         self.tf32 = tf32
-        self._probe: tuple[str | None] | None = None
 
     def tolerance(self, entry: GraphEntry) -> Tolerance:
         tolerance = Tolerance.of(entry)
         return tolerance if self.build_precision == "fp32" else tolerance.at_least(FP16_TOLERANCE)
 
-    def unavailable_reason(self) -> str | None:
-        if self._probe is None:
-            try:
-                require_tensorrt()
-                self._probe = (None,)
-            except TensorRTUnavailable as err:
-                self._probe = (str(err),)
-        return self._probe[0]
+    def probe(self) -> str | None:
+        try:
+            require_tensorrt()
+        except TensorRTUnavailable as err:
+            return str(err)
+        return None
 
     @contextmanager
     def sessions(self, path: Path, model: onnx.ModelProto, entry: GraphEntry) -> Iterator[list[EngineSession]]:
