@@ -264,7 +264,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="TensorRT engine precision (default: fp32)")
     p.add_argument("--workspace", type=int, default=1024, metavar="MiB", help="builder workspace limit (default: 1024)")
     p.add_argument("--tf32", action="store_true",
-                   help="let fp32 run float32 matmuls in TF32 (the GPU default); without it GPU rows compute in float32")
+                   help="allow TF32 for float32 matmuls on GPUs (the providers' default); without it ort-cuda and fp32 engines compute in float32")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
