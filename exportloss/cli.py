@@ -95,8 +95,7 @@ def verify_backends(args: argparse.Namespace):
     """
     from .backends import BACKEND_NAMES, make_backend, split_available
 
-    if args.tf32 and args.precision != "fp32":
-        raise UsageError("--tf32 applies to fp32 only; --precision fp16 computes in fp16")
+    check_tf32(args)
     options = {"tf32": args.tf32, "precision": args.precision, "engines_dir": args.engines, "workspace_mib": args.workspace}
     against = make_backend(args.against, **options) if args.against else None
     named = [make_backend(name, **options) for name in dict.fromkeys("ort-cpu" if n == "ort" else n for n in args.backend)]
@@ -227,8 +226,7 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     from .trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, require_tensorrt
     from .trt.runner import engine_file_name
 
-    if args.tf32 and args.precision != "fp32":
-        raise UsageError("--tf32 applies to fp32 only; --precision fp16 computes in fp16")
+    check_tf32(args)
     try:
         require_tensorrt()
     except TensorRTUnavailable as err:
@@ -258,6 +256,11 @@ def add_profile_arguments(p: argparse.ArgumentParser) -> None:
     for bound in ("min", "opt", "max"):
         p.add_argument(f"--{bound}-shape", action="append", default=[], metavar="INPUT=D1xD2...",
                        help=f"{bound} shape of a dynamic input in the optimization profile")
+
+
+def check_tf32(args: argparse.Namespace) -> None:
+    if args.tf32 and args.precision != "fp32":
+        raise UsageError("--tf32 applies to fp32 only; --precision fp16 computes in fp16")
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:

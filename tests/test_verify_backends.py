@@ -253,3 +253,9 @@ def test_gpu_check_runs_what_loads_and_says_what_it_skipped(tmp_path):
     assert {b.name for b in available} <= verified and not set(unavailable) & verified
     assert "bench --device cuda (" in skipped  # no CUDA here, or the stand-in's bench has no --device
     assert result.stdout.splitlines()[-1].startswith("gpu_check: PASS in ")
+
+
+@pytest.mark.parametrize("command", ["verify", "build-engine"])
+def test_tf32_is_for_fp32_only(command, capsys):
+    assert main([command, "pairwise_iou", "--precision", "fp16", "--tf32"]) == 2
+    assert capsys.readouterr().err == f"exportloss {command}: error: --tf32 applies to fp32 only; --precision fp16 computes in fp16\n"
