@@ -166,21 +166,21 @@ def verify_all(
 
 def _verify_loaded(path: Path, model: onnx.ModelProto, entry: GraphEntry, backends: Sequence[Backend],
                    seed: int, against: Backend | None) -> list[VerifyRow]:
+    """Rows of each backend for one loaded graph: against the reference, then (with ``against``) against that backend."""
     cases = entry.verification_cases(input_shapes(model), seed=seed)
     module = entry.build().eval()
     expected = [reference_outputs(entry, module, case.inputs) for case in cases]
+    cross_rows = [VerifyRow(entry.name, b.name, b.precision, against=against.name) for b in backends] if against else []
+    against_outputs = _outputs_of(against, path, model, entry, cases, cross_rows) if against else None
     rows = []
-    if against is not None:
-        cross_rows = [VerifyRow(entry.name, backend.name, backend.precision, against=against.name) for backend in backends]
-        against_outputs = _outputs_of(against, path, model, entry, cases, cross_rows)
     for i, backend in enumerate(backends):
         row = VerifyRow(entry.name, backend.name, backend.precision)
         comparisons = [(row, expected)]
-        if against is not None and against_outputs is not None:
+        if against_outputs is not None:
             comparisons.append((cross_rows[i], against_outputs))
         _run_backend(backend, path, model, entry, cases, comparisons)
         rows.append(row)
-        if against is not None:
+        if cross_rows:
             rows.append(cross_rows[i])
     return rows
 
