@@ -100,6 +100,8 @@ def test_the_proof_of_placement_checks_providers_options_and_nodes():
     with pytest.raises(BackendUnavailable, match="assigned no node of the graph to CUDAExecutionProvider"):
         backend._prove_placement(session([CUDA, CPU], {CUDA: {"use_tf32": "0"}}, {CPU: ["Add"]}))
     assert OrtBackend.cuda(tf32=True)._prove_placement(session([CUDA, CPU], {CUDA: {"use_tf32": "1"}}, {CUDA: ["Add"]})) == ()
+    older = SimpleNamespace(get_providers=lambda: [CUDA, CPU], get_provider_options=lambda: {CUDA: {"use_tf32": "0"}})
+    assert backend._prove_placement(older) == ("node placement not checked: this onnxruntime has no graph assignment record",)
 
 
 @pytest.mark.parametrize("backend", ["ort-cuda", "ort-trt"])

@@ -38,12 +38,14 @@ OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_ALL")
 
 _FATAL_ONLY = 4
 _ORT_DEFAULT_SEVERITY = 2
-_GPU_HINT = "install onnxruntime-gpu on a machine with an NVIDIA GPU"
 
 
 @contextmanager
 def quiet_onnxruntime() -> Iterator[None]:
-    """Silence onnxruntime's own log (provider libraries that fail to load log an error before raising)."""
+    """Silence onnxruntime's own log (provider libraries that fail to load log an error before raising).
+
+    Afterwards the default logger is back at onnxruntime's default severity, WARNING.
+    """
     import onnxruntime as ort
 
     ort.set_default_logger_severity(_FATAL_ONLY)
@@ -126,7 +128,9 @@ class OrtBackend(Backend):
         available = ort.get_available_providers()
         missing = [p for p in self.providers if p not in available]
         if missing:
-            return f"onnxruntime {ort.__version__} here has no {' or '.join(missing)} ({_GPU_HINT})"
+            tensorrt = " and TensorRT" if TENSORRT in missing else ""
+            return (f"onnxruntime {ort.__version__} here has no {' or '.join(missing)} "
+                    f"(install onnxruntime-gpu{tensorrt} on a machine with an NVIDIA GPU)")
         try:
             session = self._open(_probe_model(), self.levels[-1])
             x = np.arange(4, dtype=np.float32)
@@ -166,6 +170,8 @@ class OrtBackend(Backend):
                 actual = reported.get(provider, {}).get(key)
                 if actual != value:
                     raise BackendUnavailable(f"{provider} reports {key}={actual}, not the requested {value}")
+        if not hasattr(session, "get_provider_graph_assignment_info"):  # onnxruntime before the assignment record
+            return () if self.providers == (CPU,) else ("node placement not checked: this onnxruntime has no graph assignment record",)
         ops: dict[str, Counter[str]] = defaultdict(Counter)
         for subgraph in session.get_provider_graph_assignment_info():
             ops[subgraph.ep_name].update(node.op_type for node in subgraph.get_nodes())
