@@ -47,6 +47,8 @@ class VerifyRow:
     provider: str = ""
     """What actually ran the graph; empty when nothing did."""
     against: str = REFERENCE
+    tolerance: Tolerance | None = None
+    """What each element was held to; None when nothing ran."""
     cases: int = 0
     max_abs: float = 0.0
     max_rel: float = 0.0
@@ -194,6 +196,8 @@ def _run_backend(backend: Backend, path: Path, model: onnx.ModelProto, entry: Gr
         _mark(rows, unavailable=reason)
         return
     tolerance = backend.tolerance(entry)
+    for row in rows:
+        row.tolerance = tolerance
     try:
         with backend.sessions(path, model, entry) as sessions:
             for session in sessions:
@@ -233,6 +237,7 @@ def _mark(rows: Sequence[VerifyRow], unavailable: str | None = None, failure: st
         if unavailable is not None and row.unavailable is None:
             row.unavailable = unavailable
             row.provider = ""
+            row.tolerance = None
         if failure is not None:
             row.failures.append(failure)
 

@@ -205,8 +205,10 @@ def test_default_verify_runs_what_loads_and_names_the_rest_in_one_line(exported,
     assert data["seed"] == catalog.VERIFICATION_SEED and data["unavailable_backends"] == unavailable
     rows = data["rows"]
     assert [row["backend"] for row in rows] == [backend.name for backend in available]
-    assert all(set(row) == {"graph", "backend", "precision", "provider", "against", "cases", "max_abs", "max_rel",
-                            "worst_case", "failures", "notes", "unavailable", "verdict"} for row in rows)
+    assert all(set(row) == {"graph", "backend", "precision", "provider", "against", "tolerance", "cases", "max_abs",
+                            "max_rel", "worst_case", "failures", "notes", "unavailable", "verdict"} for row in rows)
+    entry = catalog.get("aligned_giou")
+    assert rows[0]["tolerance"] == {"atol": entry.atol, "rtol": entry.rtol}
     assert (rows[0]["graph"], rows[0]["backend"], rows[0]["precision"], rows[0]["provider"], rows[0]["verdict"]) == (
         "aligned_giou", "ort-cpu", "fp32", CPU, "PASS")
     assert rows[0]["cases"] > 4 and 0 <= rows[0]["max_abs"] < 1e-5 and rows[0]["unavailable"] is None
