@@ -46,7 +46,7 @@ has_subcommand() { "$EXPORTLOSS" "$1" --help >/dev/null 2>&1; }
 # 1. static checks
 step check-trt "$EXPORTLOSS" check-trt --all --models "$MODELS"
 if has_subcommand check-ort-cuda; then
-    step check-ort-cuda "$EXPORTLOSS" check-ort-cuda --all --models "$MODELS"
+    step check-ort-cuda "$EXPORTLOSS" check-ort-cuda --all --models "$MODELS" --json "$OUT/check-ort-cuda.json"
 else
     skipped+=("check-ort-cuda (this exportloss has no such subcommand)")
 fi
