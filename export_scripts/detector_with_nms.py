@@ -24,7 +24,7 @@ from exportloss.catalog.detection import nms_reference_for
 from exportloss.export import EXPORTERS, export_graph
 from exportloss.nms import ClusterNMS
 from exportloss.trt import check_model
-from exportloss.verify import verify_model
+from exportloss.verify import verify
 
 FEATURES = (2, 16, 20, 20)
 """Batch, channels, height, width of the feature map; stride 16 makes it a 320-pixel image."""
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for exporter in EXPORTERS:
         result = export_graph(ENTRY, f"{args.output}/{exporter}", exporter=exporter)
         trt = check_model(onnx.load(str(result.path)))
-        for row in verify_model(result.path, entry=ENTRY):
+        for row in verify(result.path, entry=ENTRY):
             verdict = "PASS" if row.passed else "FAIL"
             print(f"{exporter:<11} {row.backend}: {row.cases} cases, max abs err {row.max_abs:.2e}  {verdict}  "
                   f"-> {result.path}")

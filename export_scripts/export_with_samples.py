@@ -35,6 +35,7 @@ from onnx import numpy_helper
 
 from exportloss import catalog
 from exportloss.export import export_graph
+from exportloss.backends import Tolerance
 from exportloss.verify import VerifyRow, compare, reference_outputs
 
 CPP_DIR = Path(__file__).resolve().parent / "cpp"
@@ -48,8 +49,8 @@ def write_samples(entry: catalog.GraphEntry, model_path: Path, out: Path) -> tup
     expected = [value.astype(dtype) for value, dtype in zip(reference_outputs(entry, entry.build().eval(), case.inputs), output_dtypes)]
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    row = VerifyRow(entry.name, "ort-cpu", failures=[])
-    compare(entry, row, case, "sample", session.run(list(entry.outputs), case.inputs), expected)
+    row = VerifyRow(entry.name, "ort-cpu", "fp32", "CPUExecutionProvider")
+    compare(entry, Tolerance.of(entry), row, case, "sample", session.run(list(entry.outputs), case.inputs), expected)
     if not row.passed:
         raise SystemExit(f"onnxruntime does not reproduce the expected outputs: {row.failures}")
 

@@ -23,7 +23,7 @@ from exportloss.catalog.boxes import random_boxes
 from exportloss.export import EXPORTERS, export_graph
 from exportloss.graph_checks import check_graph
 from exportloss.trt import check_model
-from exportloss.verify import verify_model
+from exportloss.verify import verify
 
 
 class IoUWeightedL1(nn.Module):
@@ -79,5 +79,5 @@ def test_my_loss_exports_and_matches_its_reference(tmp_path, exporter):
     check_graph(onnx.load(str(path)))
     trt = check_model(path)
     assert trt.compatible, [str(f) for f in trt.errors]
-    rows = verify_model(path, entry=MY_LOSS)
+    rows = verify(path, entry=MY_LOSS)
     assert rows and all(row.passed for row in rows), [row.failures for row in rows]

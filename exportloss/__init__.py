@@ -2,7 +2,8 @@
 
 Each metric comes three ways: a float64 eager reference (:mod:`exportloss.reference`), a
 trace-friendly module (this package's top level), and a catalog entry (:mod:`exportloss.catalog`)
-that :mod:`exportloss.export` writes to ONNX and :mod:`exportloss.verify` checks in onnxruntime.
+that :mod:`exportloss.export` writes to ONNX and :mod:`exportloss.verify` checks on every backend
+(:mod:`exportloss.backends`: onnxruntime's CPU, CUDA and TensorRT providers, TensorRT engines).
 """
 
 __version__ = "0.1.0"

@@ -124,63 +124,75 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    if args.backend == "ort":
-        from .verify import verify_graphs, verify_model
+def verify_backends(args: argparse.Namespace):
+    """``(backends to run, {name: reason} of default backends that cannot run here, the --against backend)``.
 
-        title = "onnxruntime vs eager reference (fresh seeded inputs + edge cases, ORT_DISABLE_ALL and ORT_ENABLE_ALL)"
-    else:
-        title, verify_model, verify_graphs = backend_verifiers(args)
-    table = Table(title=title)
-    for column, justify in (("graph", "left"), ("backend", "left"), ("cases", "right"),
-                            ("max abs err", "right"), ("max rel err", "right"), ("verdict", "left")):
+    A backend named with ``--backend`` or ``--against`` that cannot run here is a usage error: one line, exit 2.
+    """
+    from .backends import BACKEND_NAMES, make_backend, split_available
+
+    check_tf32(args)
+    options = {"tf32": args.tf32, "precision": args.precision, "engines_dir": args.engines, "workspace_mib": args.workspace}
+    against = make_backend(args.against, **options) if args.against else None
+    named = [make_backend(name, **options) for name in dict.fromkeys("ort-cpu" if n == "ort" else n for n in args.backend)]
+    for backend in (*named, *([against] if against else [])):
+        reason = backend.unavailable_reason()
+        if reason is not None:
+            raise UsageError(f"backend {backend.name} is unavailable: {reason}")
+    if named:
+        return named, {}, against
+    available, unavailable = split_available([make_backend(name, **options) for name in BACKEND_NAMES])
+    return available, unavailable, against
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify, verify_all, write_json_report
+
+    backends, unavailable, against = verify_backends(args)
+    compared = f"vs {against.name} and vs eager reference" if against else "vs eager reference"
+    table = Table(title=f"exportloss verify: {', '.join(b.name for b in backends)} {compared} "
+                        f"(seed {args.seed}: fresh inputs + edge cases)")
+    for column, justify in (("graph", "left"), ("backend", "left"), ("precision", "left"), ("provider", "left"),
+                            ("against", "left"), ("cases", "right"), ("max abs err", "right"), ("max rel err", "right"),
+                            ("verdict", "left")):
         table.add_column(column, justify=justify)
     rows = []
 
     def add(row) -> None:
         rows.append(row)
-        verdict = "[green]PASS[/green]" if row.passed else "[red]FAIL[/red]"
-        table.add_row(row.graph, row.backend, str(row.cases), f"{row.max_abs:.2e}", f"{row.max_rel:.2e}", verdict)
+        verdict = "[green]PASS[/green]" if row.passed else f"[red]{row.verdict}[/red]"
+        table.add_row(row.graph, row.backend, row.precision, row.provider, row.against, str(row.cases),
+                      f"{row.max_abs:.2e}", f"{row.max_rel:.2e}", verdict)
 
     paths = [Path(n) for n in args.names if n.endswith(".onnx")]
     names = [n for n in args.names if not n.endswith(".onnx")]
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path} does not exist")
-        try:
-            for row in verify_model(path, seed=args.seed):
-                add(row)
-        except UnknownGraphError as err:
-            raise UsageError(f"{path}: {err}") from None
+        for backend in backends:
+            try:
+                for row in verify(path, backend, seed=args.seed, against=against):
+                    add(row)
+            except UnknownGraphError as err:
+                raise UsageError(f"{path}: {err}") from None
     if names or args.all or not paths:
         args.names = names
-        verify_graphs(selected_entries(args), args.models, seed=args.seed, on_row=add)
+        verify_all(selected_entries(args), args.models, backends, seed=args.seed, against=against, on_row=add)
     console.print(table)
+    if unavailable:
+        console.print("not run (unavailable here): " + "; ".join(f"{name}: {reason}" for name, reason in unavailable.items()),
+                      markup=False, soft_wrap=True)
+    for row in rows:
+        for note in row.notes:
+            console.print(f"{row.graph} ({row.backend}): {note}", markup=False, soft_wrap=True)
     failed = [row for row in rows if not row.passed]
     for row in failed:
         for failure in row.failures[:5]:
-            console.print(f"[red]{row.graph} ({row.backend})[/red]: {failure}")
+            console.print(f"[red]{row.graph} ({row.backend} vs {row.against})[/red]: {failure}")
+    if args.json:
+        write_json_report(args.json, rows, args.seed, unavailable)
     console.print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
-
-
-def backend_verifiers(args: argparse.Namespace):
-    """Title and the (one file, catalog graphs) verifiers of ``verify --backend trt|ort-trt``."""
-    from functools import partial
-
-    from .trt import runner
-    from .trt.engine import TensorRTUnavailable, require_tensorrt
-
-    try:
-        if args.backend == "ort-trt":
-            runner.require_ort_trt()
-            return "onnxruntime TensorRT execution provider vs eager reference", runner.verify_ort_trt, runner.verify_ort_trt_graphs
-        require_tensorrt()
-    except TensorRTUnavailable as err:
-        raise UsageError(str(err)) from None
-    options = {"precision": args.precision, "workspace_mib": args.workspace}
-    title = f"TensorRT {args.precision} engines vs eager reference and vs onnxruntime (trt~ort), fresh seeded inputs + edge cases"
-    return title, partial(runner.verify_engine, **options), partial(runner.verify_engines, engines_dir=args.engines, **options)
 
 
 def shape_profile(args: argparse.Namespace):
@@ -247,6 +259,7 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     from .trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, require_tensorrt
     from .trt.runner import engine_file_name
 
+    check_tf32(args)
     try:
         require_tensorrt()
     except TensorRTUnavailable as err:
@@ -257,9 +270,10 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
         raise UsageError("-o/--output names one plan; with several graphs, plans go to --engines DIR")
     failed = 0
     for label, _, model in models:
-        output = Path(args.output) if args.output else Path(args.engines) / engine_file_name(Path(label).stem, args.precision)
+        plan_precision = "tf32" if args.tf32 else args.precision
+        output = Path(args.output) if args.output else Path(args.engines) / engine_file_name(Path(label).stem, plan_precision)
         try:
-            result = build_engine(model, output, args.precision, args.workspace, profile)
+            result = build_engine(model, output, args.precision, args.workspace, profile, args.tf32)
         except ValueError as err:
             raise UsageError(f"{label}: {err}") from None
         except EngineBuildError as err:
@@ -277,9 +291,16 @@ def add_profile_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{bound} shape of a dynamic input in the optimization profile")
 
 
+def check_tf32(args: argparse.Namespace) -> None:
+    if args.tf32 and args.precision != "fp32":
+        raise UsageError("--tf32 applies to fp32 only; --precision fp16 computes in fp16")
+
+
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="TensorRT engine precision (default: fp32)")
     p.add_argument("--workspace", type=positive_int, default=1024, metavar="MiB", help="builder workspace limit (default: 1024)")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 for float32 matmuls on GPUs (the providers' default); without it ort-cuda and fp32 engines compute in float32")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -312,6 +333,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backends import BACKEND_NAMES
     from .export import DEFAULT_OPSET, EXPORTERS
 
     parser = OneLineParser(prog="exportloss", description=__doc__.splitlines()[0])
@@ -331,14 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override an input's static shape, e.g. boxes1=1x100x4 (one graph only)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("verify", help="run exported graphs in onnxruntime against the eager references")
+    p = sub.add_parser("verify", help="run exported graphs on every available backend against the eager references")
     p.add_argument("names", nargs="*", metavar="NAME|PATH.onnx")
     p.add_argument("--all", action="store_true", help="every catalog graph in --models")
     p.add_argument("--models", default="models", help="directory holding NAME.onnx (default: models)")
-    p.add_argument("--seed", type=non_negative_int, default=20261128, help="seed of the fresh verification inputs")
-    p.add_argument("--backend", choices=("ort", "trt", "ort-trt"), default="ort",
-                   help="ort: onnxruntime (default); trt: TensorRT engines; ort-trt: onnxruntime's TensorRT provider")
+    p.add_argument("--seed", type=non_negative_int, default=catalog.VERIFICATION_SEED,
+                   help=f"seed of the fresh verification inputs (default: {catalog.VERIFICATION_SEED})")
+    p.add_argument("--backend", action="append", default=[], choices=(*BACKEND_NAMES, "ort"), metavar="BACKEND",
+                   help="ort-cpu (alias ort), ort-cuda, ort-trt (onnxruntime providers) or trt (TensorRT engines); "
+                        "repeatable; default: every backend that loads here")
+    p.add_argument("--against", choices=(*BACKEND_NAMES, "ort"), metavar="BACKEND",
+                   help="also compare each backend's outputs with this backend's on the same inputs, e.g. trt against ort-cpu")
     p.add_argument("--engines", help="with --backend trt: verify the plans `build-engine` wrote here (default: build fresh ones)")
+    p.add_argument("--json", metavar="PATH", help="write every row (and the unavailable backends) as JSON")
     add_engine_arguments(p)
     p.set_defaults(func=cmd_verify)
 

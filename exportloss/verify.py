@@ -1,54 +1,81 @@
-"""Run exported graphs in onnxruntime and compare them with the float64 eager references.
+"""The verification harness: run exported graphs on a backend and compare with the float64 eager reference.
 
 Each graph runs on fresh seeded inputs (never the export example: the TorchScript exporter can bake
-tensor values into constants, and only new inputs catch that) and on the catalog entry's edge
-cases, at both ``ORT_DISABLE_ALL`` (what the exporter wrote) and ``ORT_ENABLE_ALL`` (what
-onnxruntime's optimiser makes of it), on the CPU provider and on CUDA / TensorRT providers when the
-installed onnxruntime has them.
+tensor values into constants, and only new inputs catch that) and on the catalog entry's edge cases, in
+every session the backend opens for it (onnxruntime: ``ORT_DISABLE_ALL`` and ``ORT_ENABLE_ALL``). Where
+the graph runs is a value, a :class:`~exportloss.backends.Backend`; :func:`verify` and
+:func:`verify_all` take one (or several) and know nothing else about runtimes. ``against=`` compares a
+backend with another backend on the same inputs instead of with the reference (TensorRT engines against
+onnxruntime on the CPU, for example).
 
-An output element passes when ``|onnx - reference| <= atol + rtol * |reference|`` with the entry's
-tolerances; the report's relative error is ``|onnx - reference| / max(|reference|, atol)``.
+An output element passes when ``|got - want| <= atol + rtol * |want|`` with the backend's
+:class:`~exportloss.backends.Tolerance` for the entry; the report's relative error is
+``|got - want| / max(|want|, atol)``. A backend that did not run gives a row whose verdict is
+``unavailable: <reason>``, never PASS.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
-from . import catalog
-from .catalog import Case, GraphEntry
-from .export import METADATA_GRAPH, to_torch
-from .model_files import load_model
+from ._files import atomic_write
+from .backends import Backend, BackendUnavailable, SessionError, Tolerance
+from .backends.ort import OrtBackend
+from .catalog import VERIFICATION_SEED, Case, GraphEntry
+from .export import to_torch
+from .model_files import ModelMismatchError, load_model
 
-OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_ALL")
-PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
+REFERENCE = "reference"
+"""What a row is compared with when no other backend is: the float64 eager reference."""
 
 
 @dataclass
 class VerifyRow:
+    """One graph on one backend, compared with the reference or with another backend (``against``)."""
+
     graph: str
     backend: str
+    precision: str = ""
+    provider: str = ""
+    """What actually ran the graph; empty when nothing did."""
+    against: str = REFERENCE
+    tolerance: Tolerance | None = None
+    """What each element was held to; None when nothing ran."""
     cases: int = 0
     max_abs: float = 0.0
     max_rel: float = 0.0
     worst_case: str = ""
-    failures: list[str] | None = None
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unavailable: str | None = None
+    """Why the backend did not run the graph; such a row never passes."""
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return self.unavailable is None and not self.failures
+
+    @property
+    def verdict(self) -> str:
+        if self.unavailable is not None:
+            return f"unavailable: {self.unavailable}"
+        return "FAIL" if self.failures else "PASS"
 
 
-def graph_name(model: onnx.ModelProto, path: Path) -> str:
-    """The catalog name stamped into the model at export, else the file stem."""
-    props = {p.key: p.value for p in model.metadata_props}
-    return props.get(METADATA_GRAPH, path.stem)
+def load_catalog_model(path: str | os.PathLike, entry: GraphEntry | None = None) -> tuple[onnx.ModelProto, GraphEntry]:
+    """Load an exported graph and its catalog entry (``entry``, else the name stamped into the model at export).
+
+    :func:`exportloss.model_files.load_model` does the checks (a readable ONNX file, its sha256 against the
+    manifest, the catalog stamp and interface); each failure is one line naming the file.
+    """
+    return load_model(path, entry)
 
 
 def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
@@ -68,19 +95,14 @@ def reference_outputs(entry: GraphEntry, module: torch.nn.Module, inputs: dict[s
     return [o.detach().cpu().numpy() for o in outs]
 
 
-def available_providers() -> list[str]:
-    import onnxruntime as ort
-
-    return [p for p in PROVIDERS if p in ort.get_available_providers()]
-
-
-def compare(entry: GraphEntry, row: VerifyRow, case: Case, label: str, got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> None:
+def compare(entry: GraphEntry, tolerance: Tolerance, row: VerifyRow, case: Case, label: str,
+            got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> None:
     """Fold one case's outputs into ``row``."""
     row.cases += 1
     for name, actual, expected in zip(entry.outputs, got, want):
         where = f"{case.name}/{label}/{name}"
         if actual.shape != expected.shape:
-            row.failures.append(f"{where}: shape {list(actual.shape)} != reference {list(expected.shape)}")
+            row.failures.append(f"{where}: shape {list(actual.shape)} != {row.against} {list(expected.shape)}")
             continue
         actual64 = actual.astype(np.float64)
         expected64 = expected.astype(np.float64)
@@ -89,75 +111,55 @@ def compare(entry: GraphEntry, row: VerifyRow, case: Case, label: str, got: Sequ
             continue
         err = np.abs(actual64 - expected64)
         max_abs = float(err.max(initial=0.0))
-        max_rel = float((err / np.maximum(np.abs(expected64), entry.atol)).max(initial=0.0))
+        max_rel = float((err / np.maximum(np.abs(expected64), tolerance.atol)).max(initial=0.0))
         if max_abs > row.max_abs:
             row.worst_case = where
         row.max_abs = max(row.max_abs, max_abs)
         row.max_rel = max(row.max_rel, max_rel)
-        bad = err > entry.atol + entry.rtol * np.abs(expected64)
+        bad = err > tolerance.atol + tolerance.rtol * np.abs(expected64)
         if bad.any():
-            index = np.unravel_index(int(np.argmax(err - entry.rtol * np.abs(expected64))), err.shape)
+            index = np.unravel_index(int(np.argmax(err - tolerance.rtol * np.abs(expected64))), err.shape)
             row.failures.append(
                 f"{where}: {int(bad.sum())} element(s) out of tolerance; at {list(index)} "
-                f"got {actual64[index]:.8g}, reference {expected64[index]:.8g}"
+                f"got {actual64[index]:.8g}, {row.against} {expected64[index]:.8g}"
             )
 
 
-def verify_model(
+def verify(
     path: str | os.PathLike,
-    seed: int = 20261128,
-    providers: Sequence[str] | None = None,
+    backend: Backend | None = None,
+    seed: int = VERIFICATION_SEED,
     entry: GraphEntry | None = None,
+    against: Backend | None = None,
 ) -> list[VerifyRow]:
-    """Verify one ONNX file; returns one row per execution provider."""
-    import onnxruntime as ort
+    """Verify one ONNX file on ``backend`` (default: onnxruntime on the CPU).
 
-    path = Path(path)
-    model, entry = load_model(path, entry)
-    module = entry.build().eval()
-    cases = entry.verification_cases(input_shapes(model), seed=seed)
-    expected = [reference_outputs(entry, module, case.inputs) for case in cases]
-    rows = []
-    for provider in providers or available_providers():
-        row = VerifyRow(entry.name, _short(provider), failures=[])
-        for level in OPT_LEVELS:
-            options = ort.SessionOptions()
-            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-            options.log_severity_level = 3
-            session = ort.InferenceSession(str(path), options, providers=[provider])
-            for case, want in zip(cases, expected):
-                got = session.run(list(entry.outputs), case.inputs)
-                compare(entry, row, case, level, got, want)
-        rows.append(row)
-    return rows
+    Returns the row against the reference and, with ``against``, a second row comparing ``backend``'s
+    outputs with ``against``'s on the same inputs.
+    """
+    model, entry = load_catalog_model(path, entry)
+    return _verify_loaded(Path(path), model, entry, [backend or OrtBackend.cpu()], seed, against)
 
 
-def _short(provider: str) -> str:
-    return "ort-" + provider.removesuffix("ExecutionProvider").lower()
-
-
-def verify_graphs(
-    entries: Sequence[GraphEntry],
-    models_dir: str | os.PathLike = "models",
-    seed: int = 20261128,
-    on_row: Callable[[VerifyRow], None] | None = None,
-) -> list[VerifyRow]:
-    """:func:`verify_model` on ``models_dir/NAME.onnx`` of each entry."""
-    return for_each_graph(entries, models_dir, lambda entry, path: verify_model(path, seed=seed, entry=entry), on_row)
-
-
-def for_each_graph(
+def verify_all(
     entries: Sequence[GraphEntry],
     models_dir: str | os.PathLike,
-    verify_one: Callable[[GraphEntry, Path], list[VerifyRow]],
-    on_row: Callable[[VerifyRow], None] | None,
+    backends: Sequence[Backend],
+    seed: int = VERIFICATION_SEED,
+    against: Backend | None = None,
+    on_row: Callable[[VerifyRow], None] | None = None,
 ) -> list[VerifyRow]:
-    """``verify_one(entry, models_dir/NAME.onnx)`` for each entry; a missing file is a failed row."""
+    """:func:`verify` of ``models_dir/NAME.onnx`` for each entry on each backend; a missing file is a failed row."""
     rows = []
     for entry in entries:
         path = Path(models_dir) / f"{entry.name}.onnx"
         if path.exists():
-            new_rows = verify_one(entry, path)
+            try:
+                model, entry = load_catalog_model(path, entry)
+            except ModelMismatchError as err:
+                new_rows = [VerifyRow(entry.name, "-", failures=[str(err)])]
+            else:
+                new_rows = _verify_loaded(path, model, entry, backends, seed, against)
         else:
             new_rows = [VerifyRow(entry.name, "-", failures=[f"{path} does not exist; run `exportloss export {entry.name}`"])]
         for row in new_rows:
@@ -165,3 +167,94 @@ def for_each_graph(
                 on_row(row)
         rows.extend(new_rows)
     return rows
+
+
+def _verify_loaded(path: Path, model: onnx.ModelProto, entry: GraphEntry, backends: Sequence[Backend],
+                   seed: int, against: Backend | None) -> list[VerifyRow]:
+    """Rows of each backend for one loaded graph: against the reference, then (with ``against``) against that backend."""
+    cases = entry.verification_cases(input_shapes(model), seed=seed)
+    module = entry.build().eval()
+    expected = [reference_outputs(entry, module, case.inputs) for case in cases]
+    cross_rows = [VerifyRow(entry.name, b.name, b.precision, against=against.name) for b in backends] if against else []
+    against_outputs = _outputs_of(against, path, model, entry, cases, cross_rows) if against else None
+    rows = []
+    for i, backend in enumerate(backends):
+        row = VerifyRow(entry.name, backend.name, backend.precision)
+        comparisons = [(row, expected)]
+        if against_outputs is not None:
+            comparisons.append((cross_rows[i], against_outputs))
+        _run_backend(backend, path, model, entry, cases, comparisons)
+        rows.append(row)
+        if cross_rows:
+            rows.append(cross_rows[i])
+    return rows
+
+
+def _run_backend(backend: Backend, path: Path, model: onnx.ModelProto, entry: GraphEntry, cases: Sequence[Case],
+                 comparisons: list[tuple[VerifyRow, list[list[np.ndarray]]]]) -> None:
+    """Run every case in every session of ``backend``; fold the outputs into each ``(row, wanted outputs)``."""
+    rows = [row for row, _ in comparisons]
+    reason = backend.unavailable_reason()
+    if reason is not None:
+        _mark(rows, unavailable=reason)
+        return
+    tolerance = backend.tolerance(entry)
+    for row in rows:
+        row.tolerance = tolerance
+    try:
+        with backend.sessions(path, model, entry) as sessions:
+            for session in sessions:
+                for row in rows:
+                    row.provider = session.provider
+                    row.notes.extend(note for note in session.notes if note not in row.notes)
+                for case_index, case in enumerate(cases):
+                    outputs = session.run(case.inputs)
+                    got = [outputs[name] for name in entry.outputs]
+                    for row, wanted in comparisons:
+                        compare(entry, tolerance, row, case, session.label, got, wanted[case_index])
+    except BackendUnavailable as err:
+        _mark(rows, unavailable=str(err))
+    except SessionError as err:
+        _mark(rows, failure=str(err))
+
+
+def _outputs_of(backend: Backend, path: Path, model: onnx.ModelProto, entry: GraphEntry, cases: Sequence[Case],
+                rows: list[VerifyRow]) -> list[list[np.ndarray]] | None:
+    """``backend``'s outputs per case (its first session), or None after marking ``rows`` with why not."""
+    reason = backend.unavailable_reason()
+    try:
+        if reason is not None:
+            raise BackendUnavailable(reason)
+        with backend.sessions(path, model, entry) as sessions:
+            first = sessions[0]
+            return [[first.run(case.inputs)[name] for name in entry.outputs] for case in cases]
+    except BackendUnavailable as err:
+        _mark(rows, unavailable=f"{backend.name} (compared with) is unavailable: {err}")
+    except SessionError as err:
+        _mark(rows, failure=f"{backend.name} (compared with): {err}")
+    return None
+
+
+def _mark(rows: Sequence[VerifyRow], unavailable: str | None = None, failure: str | None = None) -> None:
+    for row in rows:
+        if unavailable is not None and row.unavailable is None:
+            row.unavailable = unavailable
+            row.provider = ""
+            row.tolerance = None
+        if failure is not None:
+            row.failures.append(failure)
+
+
+def write_json_report(path: str | os.PathLike, rows: Sequence[VerifyRow], seed: int, unavailable: dict[str, str]) -> None:
+    """Every row (graph, backend, provider that ran, precision, cases, errors, verdict, failures) as JSON, atomically."""
+    import onnxruntime
+
+    report = {
+        "seed": seed,
+        "onnxruntime": onnxruntime.__version__,
+        "unavailable_backends": unavailable,
+        "rows": [{**asdict(row), "verdict": "unavailable" if row.unavailable is not None else row.verdict} for row in rows],
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(report, indent=2) + "\n").encode())

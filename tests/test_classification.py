@@ -27,7 +27,7 @@ from exportloss.reference.classification import (
     focal_reference,
     sigmoid_focal_reference,
 )
-from exportloss.verify import verify_model
+from exportloss.verify import verify
 
 GRAPHS = ("focal_loss", "sigmoid_focal_loss", "center_loss", "center_update", "arc_softmax", "arcface_loss", "cosface_loss")
 FORBIDDEN = {"SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss", "OneHot", "NonZero", "Unique", "ScatterElements",
@@ -444,7 +444,7 @@ def test_focal_variants_export_and_verify(tmp_path, exporter):
     entry = focal_entry("focal_loss_alpha_list", num_classes=5, logits_shape=(4, 16),
                         alpha=[0.1, 0.4, 0.2, 0.2, 0.1], gamma=1.5, reduction="sum", ignore_index=3)
     path = export_graph(entry, tmp_path, exporter=exporter).path
-    rows = verify_model(path, entry=entry)
+    rows = verify(path, entry=entry)
     assert all(row.passed for row in rows), [row.failures for row in rows]
     assert not FORBIDDEN & set(op_histogram(onnx.load(str(path))))
 

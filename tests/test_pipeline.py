@@ -14,7 +14,7 @@ from exportloss import catalog
 from exportloss.catalog import Case, GraphEntry, TensorSpec
 from exportloss.export import export_graph, read_manifest
 from exportloss.graph_checks import GraphCheckError, check_graph
-from exportloss.verify import verify_model
+from exportloss.verify import verify
 
 NAMES = catalog.names()
 
@@ -26,7 +26,7 @@ def test_graph_exports_and_verifies(exported, name, exporter):
     model = onnx.load(str(path))
     check_graph(model, allowed_ops=catalog.get(name).allowed_ops)
     assert not list(path.parent.glob("*.data")), "graphs must be single files"
-    rows = verify_model(path)
+    rows = verify(path)
     assert rows and all(row.passed for row in rows), [row.failures for row in rows]
     assert all(row.cases >= 2 * 4 for row in rows)
 
@@ -52,7 +52,7 @@ BAKED = GraphEntry(
 
 def test_fresh_inputs_catch_values_baked_in_by_torchscript(tmp_path):
     path = export_graph(BAKED, tmp_path, exporter="torchscript").path
-    rows = verify_model(path, entry=BAKED)
+    rows = verify(path, entry=BAKED)
     assert not rows[0].passed
     assert "out of tolerance" in rows[0].failures[0]
 
@@ -105,7 +105,7 @@ def test_shape_override_exports_and_verifies_at_that_shape(tmp_path):
     model = onnx.load(str(path))
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 300, 4]
-    assert all(row.passed for row in verify_model(path))
+    assert all(row.passed for row in verify(path))
     assert read_manifest(tmp_path)["graphs"][0]["outputs"][0]["shape"] == [1, 300, 7]
 
 

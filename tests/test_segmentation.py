@@ -19,7 +19,7 @@ from exportloss.catalog import Case, TensorSpec
 from exportloss.export import export_graph
 from exportloss.graph_checks import op_histogram
 from exportloss.reference.segmentation import module_reference
-from exportloss.verify import verify_model
+from exportloss.verify import verify
 
 SEGMENTATION_MODES = ("binary", "multiclass", "multilabel")
 SEGMENTATION_GRAPHS = ("soft_dice_loss", "dice_loss", "jaccard_loss", "tversky_loss", "dice_score")
@@ -382,7 +382,7 @@ def _volume_entry(name: str, spatial=(6, 10, 12), classes=3):
 def test_3d_volume_graph_exports_and_verifies(tmp_path, name, exporter):
     entry = _volume_entry(name)
     path = export_graph(entry, tmp_path, exporter=exporter).path
-    rows = verify_model(path, entry=entry)
+    rows = verify(path, entry=entry)
     assert rows and all(row.passed for row in rows), [row.failures for row in rows]
     case_names = {case.name for case in entry.verification_cases()}
     assert {"perfect-prediction", "empty-prediction-and-target", "confidently-wrong"} <= case_names
@@ -390,7 +390,7 @@ def test_3d_volume_graph_exports_and_verifies(tmp_path, name, exporter):
 
 def test_jaccard_loss_graph_at_3d_needs_its_four_class_weights(tmp_path):
     entry = _volume_entry("jaccard_loss", classes=4)
-    assert all(row.passed for row in verify_model(export_graph(entry, tmp_path).path, entry=entry))
+    assert all(row.passed for row in verify(export_graph(entry, tmp_path).path, entry=entry))
     with pytest.raises(ValueError, match="class_weights has 4 entries but the input has C=3"):
         entry.build()(torch.randn(2, 3, 6, 10, 12), torch.zeros(2, 6, 10, 12, dtype=torch.int64))
 

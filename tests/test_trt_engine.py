@@ -19,7 +19,10 @@ from exportloss.trt import ShapeRange, make_profile
 from exportloss.trt import _cuda
 from exportloss.trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, build_plan, require_tensorrt
 from exportloss.trt.fp16 import to_float16
-from exportloss.trt.runner import FP16_TOLERANCE, EngineRunner, engine_file_name, tolerances_for, verify_engine
+from exportloss.backends import Tolerance
+from exportloss.backends.ort import OrtBackend
+from exportloss.trt.runner import FP16_TOLERANCE, EngineBackend, EngineRunner, engine_file_name
+from exportloss.verify import verify
 
 
 def unavailable_reason() -> str | None:
@@ -47,7 +50,8 @@ def relu_model(batch="batch"):
 
 @pytest.mark.skipif(REASON is None, reason="TensorRT is available: the clean-exit path does not apply")
 @pytest.mark.parametrize("argv", [["build-engine", "pairwise_iou"], ["verify", "--backend", "trt", "pairwise_iou"],
-                                  ["build-engine", "--all", "--precision", "fp16"]])
+                                  ["build-engine", "--all", "--precision", "fp16"], ["build-engine", "--all", "--tf32"],
+                                  ["verify", "--backend", "trt", "--tf32", "pairwise_iou"]])
 def test_engine_commands_exit_with_one_line_without_tensorrt(argv, capsys):
     assert main(argv) == 2
     captured = capsys.readouterr()
@@ -86,12 +90,21 @@ def test_profile_fills_missing_bounds():
     assert make_profile({"x": (1, 4)}, max_shapes={"x": (32, 4)}) == {"x": ShapeRange((1, 4), (32, 4), (32, 4))}
 
 
-def test_fp16_tolerances_and_plan_names():
+def test_engine_backend_precision_tolerances_and_plan_names():
     entry = catalog.get("pairwise_iou")
-    assert tolerances_for(entry, "fp32") is entry
-    loose = tolerances_for(entry, "fp16")
-    assert (loose.atol, loose.rtol) == (FP16_TOLERANCE, FP16_TOLERANCE) and loose.outputs == entry.outputs
-    assert [engine_file_name("g", p) for p in ("fp32", "fp16")] == ["g.plan", "g.fp16.plan"]
+    assert EngineBackend("fp32").tolerance(entry) == Tolerance(entry.atol, entry.rtol)
+    assert EngineBackend("fp16").tolerance(entry) == Tolerance(FP16_TOLERANCE, FP16_TOLERANCE)
+    assert [EngineBackend(p, tf32=t).precision for p, t in (("fp32", False), ("fp32", True), ("fp16", False))] == ["fp32", "tf32", "fp16"]
+    with pytest.raises(ValueError, match="tf32 applies to fp32 engines only"):
+        EngineBackend("fp16", tf32=True)
+    assert [engine_file_name("g", p) for p in ("fp32", "tf32", "fp16")] == ["g.plan", "g.tf32.plan", "g.fp16.plan"]
+
+
+@pytest.mark.skipif(REASON is None, reason="TensorRT is available: the unavailable path does not apply")
+def test_engine_rows_are_unavailable_not_pass_without_tensorrt(exported):
+    rows = verify(exported("pairwise_iou"), EngineBackend(), against=OrtBackend.cpu())
+    assert [(row.backend, row.against) for row in rows] == [("trt", "reference"), ("trt", "ort-cpu")]
+    assert all(not row.passed and row.unavailable == REASON and row.cases == 0 and row.provider == "" for row in rows)
 
 
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
@@ -140,10 +153,10 @@ def test_fp16_conversion_rewrites_constants_and_casts():
 @needs_trt
 @pytest.mark.parametrize("name", ["pairwise_giou", "ciou_loss"])
 def test_fp32_engine_verifies_against_reference_and_onnxruntime(exported, name):
-    rows = verify_engine(exported(name))
-    assert [row.backend for row in rows] == ["trt-fp32", "trt-fp32~ort"]
+    rows = verify(exported(name), EngineBackend(), against=OrtBackend.cpu())
+    assert [(row.backend, row.precision, row.against) for row in rows] == [("trt", "fp32", "reference"), ("trt", "fp32", "ort-cpu")]
     assert all(row.passed for row in rows), [row.failures for row in rows]
-    assert all(row.cases >= 4 for row in rows)
+    assert all(row.cases >= 4 and row.provider.startswith("TensorRT ") for row in rows)
 
 
 @pytest.mark.gpu
@@ -181,9 +194,10 @@ def test_cli_builds_then_verifies_saved_plans(tmp_path, exported, capsys):
     models = exported("aligned_diou").parent
     assert main(["build-engine", "aligned_diou", "--models", str(models), "--engines", str(tmp_path)]) == 0
     assert (tmp_path / "aligned_diou.plan").stat().st_size > 0
-    assert main(["verify", "--backend", "trt", "aligned_diou", "--models", str(models), "--engines", str(tmp_path)]) == 0
+    assert main(["verify", "--backend", "trt", "--against", "ort-cpu", "aligned_diou", "--models", str(models),
+                 "--engines", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "trt-fp32" in out and "trt-fp32~ort" in out and "2 passed, 0 failed" in out
+    assert "ort-cpu" in out and "2 passed, 0 failed" in out
 
 
 # --- the TensorRT 10 / 11 branches of the builder, against a stand-in for the tensorrt module ------------------
@@ -258,6 +272,18 @@ def test_fp32_sets_no_precision_flag(monkeypatch):
     build_plan(relu_model(4))
     assert [c[0] for c in recorder.calls].count("set_flag") == 0
     assert "set_shape" not in [c[0] for c in recorder.calls]
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_fp32_clears_tf32_unless_asked_for(monkeypatch, tf32):
+    """TensorRT 10 allows TF32 for float32 layers by default; fp32 engines clear it unless --tf32."""
+    recorder = _Recorder(True)
+    _fake_tensorrt(monkeypatch, recorder)
+    build_plan(relu_model(4), tf32=tf32)
+    cleared = [c[1:] for c in recorder.calls if c[0] == "clear_flag"]
+    assert cleared == ([] if tf32 else [("TF32",)])
+    with pytest.raises(ValueError, match="tf32 applies to fp32 engines only"):
+        build_plan(relu_model(4), "fp16", tf32=True)
 
 
 def test_parser_errors_are_reported_per_node(monkeypatch):

@@ -2,6 +2,7 @@
 
 from ._registry import (
     EXAMPLE_SEED,
+    VERIFICATION_SEED,
     Case,
     GraphEntry,
     TensorSpec,
@@ -18,4 +19,4 @@ from . import classification  # noqa: E402,F401
 from . import detection  # noqa: E402,F401
 from . import segmentation  # noqa: E402,F401
 
-__all__ = ["EXAMPLE_SEED", "Case", "GraphEntry", "TensorSpec", "UnknownGraphError", "get", "names", "register", "resolve"]
+__all__ = ["EXAMPLE_SEED", "VERIFICATION_SEED", "Case", "GraphEntry", "TensorSpec", "UnknownGraphError", "get", "names", "register", "resolve"]

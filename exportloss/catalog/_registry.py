@@ -20,6 +20,9 @@ Inputs = dict[str, np.ndarray]
 EXAMPLE_SEED = 0
 """Seed of the export example. Verification seeds differ from it, so values baked into a graph show up."""
 
+VERIFICATION_SEED = 20261128
+"""Default seed of the fresh verification inputs (``exportloss verify --seed`` overrides it)."""
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -82,7 +85,7 @@ class GraphEntry:
     def example_inputs(self, shapes: Shapes | None = None) -> Inputs:
         return self.random_inputs(self.shapes(shapes), np.random.default_rng(EXAMPLE_SEED))
 
-    def verification_cases(self, shapes: Shapes | None = None, seed: int = 20261128, n_random: int = 3) -> list[Case]:
+    def verification_cases(self, shapes: Shapes | None = None, seed: int = VERIFICATION_SEED, n_random: int = 3) -> list[Case]:
         """Fresh seeded inputs (never the export example) followed by the edge cases."""
         shapes = self.shapes(shapes)
         rng = np.random.default_rng(seed)

@@ -1,12 +1,13 @@
 """Build TensorRT engines from ONNX graphs through the TensorRT Python API (TensorRT 10 and 11).
 
 Data path: ONNX model -> (fp16 on TensorRT 11: :func:`exportloss.trt.fp16.to_float16`) -> ``OnnxParser``
-(errors reported per node) -> builder config (workspace limit, TF32 off, ``BuilderFlag.FP16`` for fp16
+(errors reported per node) -> builder config (workspace limit, TF32 off unless asked for, ``BuilderFlag.FP16`` for fp16
 on TensorRT 10, an optimization profile when inputs are dynamic) -> serialized plan -> atomic write.
 
 TensorRT 10 reduces precision through builder flags (weak typing). TensorRT 11 removed them: networks
-are strongly typed, so fp16 means the ONNX graph itself computes in fp16. TF32 is switched off so an
-fp32 engine computes in fp32 and verifies against the float64 reference at fp32 tolerances.
+are strongly typed, so fp16 means the ONNX graph itself computes in fp16. TensorRT 10 allows TF32 for
+float32 layers by default (``BuilderFlag.TF32``); it is cleared unless ``tf32=True``, so an fp32 engine
+computes in fp32 and verifies against the float64 reference at fp32 tolerances.
 """
 
 from __future__ import annotations
@@ -96,9 +97,15 @@ def build_plan(
     precision: str = "fp32",
     workspace_mib: int = DEFAULT_WORKSPACE_MIB,
     profile: Mapping[str, ShapeRange] | None = None,
+    tf32: bool = False,
 ) -> bytes:
-    """Parse and build ``model``; returns the serialized engine. Raises :class:`EngineBuildError`."""
+    """Parse and build ``model``; returns the serialized engine. Raises :class:`EngineBuildError`.
+
+    ``tf32`` keeps TensorRT's default of TF32 for float32 matmuls and convolutions (fp32 engines only).
+    """
     check_choice("precision", precision, PRECISIONS)
+    if tf32 and precision != "fp32":
+        raise ValueError("tf32 applies to fp32 engines only; fp16 engines compute in fp16")
     if workspace_mib < 1:
         raise ValueError(f"workspace_mib must be a positive number of MiB; got {workspace_mib}")
     profile = dict(profile or {})
@@ -121,7 +128,7 @@ def build_plan(
         raise EngineBuildError("TensorRT's ONNX parser rejected the graph:\n  " + "\n  ".join(parser_errors(parser)))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
-    if hasattr(trt.BuilderFlag, "TF32"):
+    if hasattr(trt.BuilderFlag, "TF32") and not tf32:
         config.clear_flag(trt.BuilderFlag.TF32)
     if precision == "fp16" and flags:
         config.set_flag(trt.BuilderFlag.FP16)
@@ -142,16 +149,17 @@ def build_engine(
     precision: str = "fp32",
     workspace_mib: int = DEFAULT_WORKSPACE_MIB,
     profile: Mapping[str, ShapeRange] | None = None,
+    tf32: bool = False,
 ) -> EngineResult:
     """Build ``model`` (a ModelProto or an ONNX path) and write the plan to ``output`` atomically."""
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model))
     start = time.perf_counter()
-    plan = build_plan(model, precision, workspace_mib, profile)
+    plan = build_plan(model, precision, workspace_mib, profile, tf32)
     seconds = time.perf_counter() - start
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, plan)
     import tensorrt
 
-    return EngineResult(path, tensorrt.__version__, precision, seconds, len(plan))
+    return EngineResult(path, tensorrt.__version__, "tf32" if tf32 else precision, seconds, len(plan))

@@ -1,34 +1,29 @@
-"""Run TensorRT engines and verify them like onnxruntime: same fresh cases, same table.
+"""TensorRT engines as a verification backend (``trt``): the same harness, cases and table as onnxruntime.
 
-``verify --backend trt`` builds (or loads) each graph's engine, runs it on the cases
-:mod:`exportloss.verify` uses, and yields two rows per graph: the engine against the float64 eager
-reference, and the engine against onnxruntime (CPU, ``ORT_ENABLE_ALL``) on the same inputs. fp32
-engines use the catalog entry's tolerances; fp16 engines use ``atol = rtol = max(entry's, 1e-2)``,
+:class:`EngineBackend` builds (or loads) each graph's engine and opens it as one session for
+:mod:`exportloss.verify`; ``verify --backend trt --against ort-cpu`` adds the engine-vs-onnxruntime row.
+fp32 engines use the catalog entry's tolerances; fp16 engines use ``atol = rtol = max(entry's, 1e-2)``,
 about ten fp16 ulps at 1.0 (fp16 has an 11-bit significand, ulp(1) = 9.8e-4). Values past 65504
 overflow in fp16 and fail, which is a finding about the graph, not the tolerance.
-
-``verify --backend ort-trt`` runs onnxruntime's TensorRT execution provider instead (onnxruntime-gpu).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from .. import catalog
+from .._checks import check_choice
+from ..backends import Backend, BackendUnavailable, SessionError, Tolerance
 from ..catalog import GraphEntry
-from ..verify import VerifyRow, compare, for_each_graph, graph_name, input_shapes, reference_outputs, verify_model
-from ._cuda import CudaDriver, TensorRTUnavailable
-from .engine import DEFAULT_WORKSPACE_MIB, EngineBuildError, build_engine, require_tensorrt
+from ._cuda import CudaDriver, CudaError, TensorRTUnavailable
+from .engine import DEFAULT_WORKSPACE_MIB, PRECISIONS, EngineBuildError, build_plan, require_tensorrt
 
 FP16_TOLERANCE = 1e-2
-ORT_TRT_PROVIDER = "TensorrtExecutionProvider"
 
 
 class EngineRunner:
@@ -84,111 +79,79 @@ class EngineRunner:
         self.cuda.destroy_stream(self.stream)
 
 
-def tolerances_for(entry: GraphEntry, precision: str) -> GraphEntry:
-    """``entry`` with the tolerances an engine of ``precision`` is held to."""
-    if precision == "fp32":
-        return entry
-    return dataclasses.replace(entry, atol=max(entry.atol, FP16_TOLERANCE), rtol=max(entry.rtol, FP16_TOLERANCE))
+class EngineSession:
+    """One engine as a verification :class:`~exportloss.backends.Session`."""
+
+    notes: tuple[str, ...] = ()
+
+    def __init__(self, runner: EngineRunner, label: str):
+        self.runner = runner
+        self.label = label
+        self.provider = f"TensorRT {runner.trt.__version__} on {runner.cuda.device_name}"
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return self.runner.run(dict(inputs))
+        except (EngineBuildError, CudaError) as err:
+            raise SessionError(f"{self.provider}: {err}") from None
 
 
-def _onnxruntime_outputs(path: Path, entry: GraphEntry, cases) -> list[list[np.ndarray]]:
-    import onnxruntime as ort
+class EngineBackend(Backend):
+    """TensorRT engines (``trt``): each graph's plan from ``engines_dir`` (``exportloss build-engine``), else built fresh.
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return [session.run(list(entry.outputs), case.inputs) for case in cases]
-
-
-def verify_engine(
-    path: str | os.PathLike,
-    seed: int = 20261128,
-    entry: GraphEntry | None = None,
-    precision: str = "fp32",
-    engine: str | os.PathLike | None = None,
-    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
-) -> list[VerifyRow]:
-    """Verify the engine of one ONNX file: rows ``trt-PRECISION`` (vs reference) and ``trt-PRECISION~ort``.
-
-    ``engine`` is a plan built earlier (``exportloss build-engine``); without it one is built into a
-    temporary directory. A graph TensorRT rejects gives one failed row naming the parser's errors.
+    fp32 engines compute in float32 (TensorRT's TF32 flag cleared) unless ``tf32``; their rows say
+    ``fp32`` or ``tf32`` and use the entry's tolerances. fp16 engines use ``atol = rtol = max(entry's,
+    FP16_TOLERANCE)``.
     """
-    path = Path(path)
-    model = onnx.load(str(path))
-    entry = entry or catalog.get(graph_name(model, path))
-    backend = f"trt-{precision}"
-    try:
-        runner = EngineRunner(_plan(model, precision, engine, workspace_mib))
-    except EngineBuildError as err:
-        return [VerifyRow(entry.name, backend, failures=[str(err)])]
-    try:
-        cases = entry.verification_cases(input_shapes(model), seed=seed)
-        module = entry.build().eval()
-        held_to = tolerances_for(entry, precision)
-        against_reference = VerifyRow(entry.name, backend, failures=[])
-        against_ort = VerifyRow(entry.name, f"{backend}~ort", failures=[])
-        for case, ort_outputs in zip(cases, _onnxruntime_outputs(path, entry, cases)):
-            outputs = runner.run(case.inputs)
-            got = [outputs[name] for name in entry.outputs]
-            compare(held_to, against_reference, case, backend, got, reference_outputs(entry, module, case.inputs))
-            compare(held_to, against_ort, case, backend, got, ort_outputs)
-    finally:
-        runner.close()
-    return [against_reference, against_ort]
 
+    name = "trt"
 
-def _plan(model: onnx.ModelProto, precision: str, engine: str | os.PathLike | None, workspace_mib: int) -> bytes:
-    if engine is not None:
-        return Path(engine).read_bytes()
-    with tempfile.TemporaryDirectory() as tmp:
-        return build_engine(model, Path(tmp) / "engine.plan", precision, workspace_mib).path.read_bytes()
+    def __init__(self, precision: str = "fp32", engines_dir: str | os.PathLike | None = None,
+                 workspace_mib: int = DEFAULT_WORKSPACE_MIB, tf32: bool = False):
+        check_choice("precision", precision, PRECISIONS)
+        if tf32 and precision != "fp32":
+            raise ValueError("tf32 applies to fp32 engines only")
+        self.build_precision = precision
+        self.precision = "tf32" if tf32 else precision
+        self.engines_dir = Path(engines_dir) if engines_dir is not None else None
+        self.workspace_mib = workspace_mib
+        self.tf32 = tf32
 
+    def tolerance(self, entry: GraphEntry) -> Tolerance:
+        tolerance = Tolerance.of(entry)
+        return tolerance if self.build_precision == "fp32" else tolerance.at_least(FP16_TOLERANCE)
 
-def verify_engines(
-    entries: Sequence[GraphEntry],
-    models_dir: str | os.PathLike = "models",
-    seed: int = 20261128,
-    on_row: Callable[[VerifyRow], None] | None = None,
-    precision: str = "fp32",
-    engines_dir: str | os.PathLike | None = None,
-    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
-) -> list[VerifyRow]:
-    """:func:`verify_engine` for catalog graphs in ``models_dir``, with plans from ``engines_dir`` when given."""
+    def probe(self) -> str | None:
+        try:
+            require_tensorrt()
+        except TensorRTUnavailable as err:
+            return str(err)
+        return None
 
-    def one(entry: GraphEntry, path: Path) -> list[VerifyRow]:
-        engine = Path(engines_dir) / engine_file_name(entry.name, precision) if engines_dir else None
-        if engine is not None and not engine.exists():
-            return [VerifyRow(entry.name, f"trt-{precision}", failures=[f"{engine} does not exist; run `exportloss build-engine {entry.name}`"])]
-        return verify_engine(path, seed, entry, precision, engine, workspace_mib)
+    @contextmanager
+    def sessions(self, path: Path, model: onnx.ModelProto, entry: GraphEntry) -> Iterator[list[EngineSession]]:
+        try:
+            runner = EngineRunner(self._plan(model, entry))
+        except TensorRTUnavailable as err:
+            raise BackendUnavailable(str(err)) from None
+        except EngineBuildError as err:
+            raise SessionError(str(err)) from None
+        try:
+            yield [EngineSession(runner, f"trt-{self.precision}")]
+        finally:
+            runner.close()
 
-    return for_each_graph(entries, models_dir, one, on_row)
-
-
-def verify_ort_trt(
-    path: str | os.PathLike, seed: int = 20261128, entry: GraphEntry | None = None,
-) -> list[VerifyRow]:
-    """Verify one ONNX file on onnxruntime's TensorRT execution provider (needs onnxruntime-gpu)."""
-    require_ort_trt()
-    return verify_model(path, seed=seed, providers=[ORT_TRT_PROVIDER], entry=entry)
-
-
-def verify_ort_trt_graphs(
-    entries: Sequence[GraphEntry],
-    models_dir: str | os.PathLike = "models",
-    seed: int = 20261128,
-    on_row: Callable[[VerifyRow], None] | None = None,
-) -> list[VerifyRow]:
-    return for_each_graph(entries, models_dir, lambda entry, path: verify_ort_trt(path, seed, entry), on_row)
-
-
-def require_ort_trt() -> None:
-    import onnxruntime as ort
-
-    if ORT_TRT_PROVIDER not in ort.get_available_providers():
-        raise TensorRTUnavailable(
-            f"onnxruntime {ort.__version__} has no {ORT_TRT_PROVIDER} "
-            "(install onnxruntime-gpu and TensorRT on a machine with an NVIDIA GPU)"
-        )
+    def _plan(self, model: onnx.ModelProto, entry: GraphEntry) -> bytes:
+        if self.engines_dir is not None:
+            plan = self.engines_dir / engine_file_name(entry.name, self.precision)
+            if not plan.exists():
+                tf32 = " --tf32" if self.tf32 else ""
+                raise SessionError(f"{plan} does not exist; run `exportloss build-engine {entry.name} "
+                                   f"--precision {self.build_precision}{tf32} --engines {self.engines_dir}`")
+            return plan.read_bytes()
+        return build_plan(model, self.build_precision, self.workspace_mib, tf32=self.tf32)
 
 
 def engine_file_name(name: str, precision: str) -> str:
-    """``NAME.plan`` for fp32, ``NAME.fp16.plan`` for fp16."""
+    """``NAME.plan`` for fp32, ``NAME.PRECISION.plan`` otherwise (``tf32``, ``fp16``)."""
     return f"{name}.plan" if precision == "fp32" else f"{name}.{precision}.plan"
