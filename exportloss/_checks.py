@@ -97,3 +97,17 @@ def _is_fx_symbolic_tracing() -> bool:
     except ImportError:  # older torch: fx symbolic tracing cannot be detected, and nothing here needs it
         return False
     return is_fx_symbolic_tracing()
+
+
+def check_interval(name: str, value: object, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
+    """A real ``value`` in the interval from ``low`` to ``high`` (ends open as given), returned as float.
+
+    NaN lies in no interval, so it is rejected too.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number; got {value!r}")
+    value = float(value)
+    if not ((value > low if low_open else value >= low) and (value < high if high_open else value <= high)):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must lie in {interval}; got {value!r}")
+    return value
