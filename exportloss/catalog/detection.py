@@ -121,6 +121,9 @@ def assign_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     """Ground truths anywhere; half the anchors are jittered ground truths (so some match), half random."""
     gt_boxes = random_boxes(rng, shapes["gt_boxes"], scale=IMAGE_SIZE)
     num_anchors = shapes["anchors"][1]
+    if gt_boxes.shape[1] == 0:  # no ground truths: random anchors only
+        anchors = random_boxes(rng, shapes["anchors"], scale=IMAGE_SIZE)
+        return {"anchors": anchors, "gt_boxes": gt_boxes, "gt_valid": np.zeros(shapes["gt_valid"], bool)}
     pick = rng.integers(0, gt_boxes.shape[1], size=(gt_boxes.shape[0], num_anchors))
     near, _ = jitter_boxes(rng, np.take_along_axis(gt_boxes, pick[..., None], axis=1), spread=0.2)
     anchors = np.where(
@@ -159,6 +162,10 @@ def match_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     """Predictions: jittered copies of the ground truths (some close, some not) followed by random boxes."""
     gt_boxes = random_boxes(rng, shapes["gt_boxes"], scale=IMAGE_SIZE)
     num_preds = shapes["pred_boxes"][1]
+    if gt_boxes.shape[1] == 0:  # no ground truths: random predictions only
+        return {"pred_boxes": random_boxes(rng, shapes["pred_boxes"], scale=IMAGE_SIZE),
+                "pred_valid": prefix_valid(rng, shapes["pred_valid"], min_valid=0),
+                "gt_boxes": gt_boxes, "gt_valid": np.zeros(shapes["gt_valid"], bool)}
     pick = np.arange(num_preds) % gt_boxes.shape[1]
     spread = rng.uniform(0.02, 0.4, size=(gt_boxes.shape[0], num_preds, 1))
     near, _ = jitter_boxes(rng, gt_boxes[:, pick], spread=1.0)
