@@ -20,12 +20,12 @@ such a sample is treated as absent from the batch (it counts nowhere and leaves 
 **Exact per-class sums under any matmul precision.** ``sum_{y_i = j} f_i`` is a one-hot MatMul
 ``[C, B] x [B, D]`` (memory ``O(CD + BD)``, unlike a ``[B, C, D]`` product). GPU backends run float32
 MatMul in TF32 by default (onnxruntime's CUDA provider, TensorRT), which rounds each input to 11
-significant bits. The features are therefore split (Veltkamp/Dekker) into three float32 parts of at
-most 11 significant bits each, ``f = f_hi + f_mid + f_lo`` exactly; each part's one-hot product is
-then exact under TF32 as in float32, and only the float32 accumulation over the batch rounds, as in
-any sum. The split needs ``|f| <= MAX_FEATURE`` (float32's max / 8193).
+significant bits. The features are therefore split into three float32 parts of at most 8
+significant bits each (bfloat16 roundings), ``f = f_hi + f_mid + f_lo`` exactly; each part's one-hot
+product is then exact under TF32 as in float32, and only the float32 accumulation over the batch
+rounds, as in any sum. Cost: three MatMuls instead of one, and ``[B, D]`` elementwise work.
 
-**Non-finite features** (NaN, ±inf, or ``|f| > MAX_FEATURE``) in :func:`center_update`: a class
+**Non-finite features** (NaN, ±inf, or ``|f| > MAX_FEATURE``, about float32's largest) in :func:`center_update`: a class
 with such a feature among its samples keeps its center unchanged this step (the centers are state;
 a NaN must not poison them for good), and every other class is updated exactly as if the sample were
 not there, so classes without a non-finite feature are untouched by it. :class:`CenterLoss`, a loss,
@@ -42,11 +42,9 @@ from ._checks import check_float_tensor, check_number, check_label_tensor, check
 from ._labels import class_one_hot, valid_labels
 from ._reduction import reduce_valid
 
-MAX_FEATURE = 4.0e34
-"""Largest feature magnitude :func:`center_update` accepts as finite: ``f * 8193`` (the split's factor)
-must not overflow float32 (max 3.4e38)."""
-_SPLIT_FACTOR = 8193.0
-"""``2**13 + 1``: Veltkamp's splitter for 24-bit float32 leaves 11 significant bits in the high part."""
+MAX_FEATURE = 3.38e38
+"""Largest feature magnitude :func:`center_update` takes as finite: float32 values above bfloat16's
+largest (3.3895e38) would round to inf in the exact split."""
 
 
 def _check_features_and_labels(features: object, labels: object, feat_dim: int, num_classes: int) -> None:
@@ -96,22 +94,19 @@ def center_update(features: torch.Tensor, labels: torch.Tensor, centers: torch.T
 def _class_sums(one_hot_t: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """``one_hot_t [C, B] @ features [B, D]`` whose float32 result does not depend on TF32 (module docstring).
 
-    Veltkamp: ``c = f * 8193``, ``hi = c - (c - f)`` keeps f's top 11 significant bits and ``f - hi``
-    is exact with at most 12; splitting that remainder again leaves at most 11 + 1. Each part is
-    unchanged by TF32's rounding to 11 bits, and one-hot times part is exact, so each MatMul's result
-    is its float32 accumulation whatever the backend's precision. Float64 needs no split (no backend
-    lowers float64 MatMul).
+    A float32 has 24 significant bits; rounding it to bfloat16 (8 bits, float32's exponent range)
+    leaves an exact float32 remainder of at most 16 bits, and rounding that again a remainder of at
+    most 8, so ``f = high + mid + low`` exactly with 8 bits in each part (under round-to-nearest or
+    truncating casts alike). TF32 keeps 11 bits, so it changes no part, and each one-hot product is
+    exact. The split uses casts and subtractions only: no multiply-add that a compiler could contract
+    into an FMA and so undo. Float64 needs no split (no backend lowers float64 MatMul to TF32).
     """
     if features.dtype != torch.float32:
         return one_hot_t @ features
-    parts = []
-    rest = features
-    for _ in range(2):
-        scaled = rest * _SPLIT_FACTOR
-        parts.append(scaled - (scaled - rest))
-        rest = rest - parts[-1]
-    high, mid = parts
-    return (one_hot_t @ high + one_hot_t @ mid) + one_hot_t @ rest
+    high = features.to(torch.bfloat16).to(torch.float32)
+    rest = features - high
+    mid = rest.to(torch.bfloat16).to(torch.float32)
+    return (one_hot_t @ high + one_hot_t @ mid) + one_hot_t @ (rest - mid)
 
 
 class CenterUpdate(nn.Module):
