@@ -132,8 +132,9 @@ def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tenso
     gt_boxes = torch.where(gt_finite.unsqueeze(-1), gt_boxes, 0.0)
     anchors = torch.where(anchor_finite.unsqueeze(-1), anchors, 0.0)
     overlaps = pairwise_iou(anchors, gt_boxes, config.kind, eps=config.eps)  # [B, N, M]
-    penalty = (~gt_valid).unsqueeze(1).to(overlaps.dtype) + (~anchor_finite).unsqueeze(2).to(overlaps.dtype)
-    overlaps = overlaps - penalty * _PADDING_PENALTY
+    # Two broadcast Subs of small [B, 1, M] and [B, N, 1] penalties, cheaper than forming [B, N, M] masks.
+    overlaps = overlaps - (~gt_valid).unsqueeze(1).to(overlaps.dtype) * _PADDING_PENALTY
+    overlaps = overlaps - (~anchor_finite).unsqueeze(2).to(overlaps.dtype) * _PADDING_PENALTY
     max_overlap, best_gt = first_argmax(overlaps, dim=2)  # ties to the lower ground-truth index
     max_overlap, best_gt = max_overlap.squeeze(2), best_gt.squeeze(2)
     assigned = torch.where(

@@ -54,9 +54,10 @@ def test_no_argmax_or_argmin_in_the_catalog():
         assert {node.op_type for node in tie_nodes(catalog_model(name))} <= {"TopK"}, name
 
 
-@pytest.mark.parametrize("boxes, classes", [(64, 1), (200, 20), (4096, 1)])
+@pytest.mark.parametrize("boxes, classes", [(64, 1), (4096, 1)])
 def test_nms_is_tie_safe_at_other_sizes(boxes, classes):
-    """Pairs P = 64 (every pair a candidate), 4000 and 4096 (more tied pairs than the 1000 candidates)."""
+    """Pairs P = 64 (every pair a candidate) and 4096 (the size at which the CUDA TopK reordered ties),
+    besides the catalog's 80000."""
     entry = catalog.get("cluster_nms")
     shapes = {"boxes": (2, boxes, 4), "scores": (2, boxes, classes)}
     assert_tie_safe(export_model(entry, shapes=shapes), cases_of(entry, shapes))
