@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ._checks import broadcast_batch, check_boxes, check_choice, check_interval, check_number
+from ._numerics import is_finite
 from ._ties import first_argmax
 from .iou import pairwise_iou
 
@@ -126,8 +127,8 @@ def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tenso
         return Assignment(torch.full((batch, num_anchors), BACKGROUND, dtype=torch.int64, device=anchors.device),
                           torch.zeros(batch, num_anchors, dtype=dtype, device=anchors.device))
     # Non-finite boxes become zero boxes (finite overlaps) that the penalty below then disqualifies.
-    gt_finite = torch.isfinite(gt_boxes).all(dim=-1)
-    anchor_finite = torch.isfinite(anchors).all(dim=-1)
+    gt_finite = is_finite(gt_boxes).all(dim=-1)
+    anchor_finite = is_finite(anchors).all(dim=-1)
     gt_valid = gt_valid & gt_finite
     gt_boxes = torch.where(gt_finite.unsqueeze(-1), gt_boxes, 0.0)
     anchors = torch.where(anchor_finite.unsqueeze(-1), anchors, 0.0)

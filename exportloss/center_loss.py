@@ -80,7 +80,7 @@ def center_update(features: torch.Tensor, labels: torch.Tensor, centers: torch.T
     out_dtype = centers.dtype
     dtype = torch.promote_types(torch.promote_types(features.dtype, centers.dtype), torch.float32)
     features, centers = features.to(dtype), centers.to(dtype)
-    finite = features.abs() <= MAX_FEATURE  # False for NaN, ±inf and values the split cannot take
+    finite = features.abs() <= MAX_FEATURE  # False for NaN, ±inf and the few values bfloat16 rounds to inf
     one_hot = class_one_hot(labels, centers.shape[0], dtype)
     counts = one_hot.sum(0).unsqueeze(1)
     feature_sums = _class_sums(one_hot.t(), torch.where(finite, features, 0.0))

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ._checks import check_boxes, check_choice, check_interval, check_number
+from ._numerics import is_finite
 from ._ties import first_argmax
 from .iou import IOU_KINDS, aligned_iou, pairwise_iou
 
@@ -138,7 +139,7 @@ def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config: _Config) 
 
 
 def _finite_only(valid: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    finite = torch.isfinite(boxes).all(dim=-1)
+    finite = is_finite(boxes).all(dim=-1)
     return valid & finite, torch.where(finite.unsqueeze(-1), boxes, 0.0)
 
 
