@@ -227,17 +227,17 @@ def _top_candidates(flat_scores: torch.Tensor, k: int) -> torch.Tensor:
     No backend's tie order enters: TopK's *values* are unambiguous, so the k-th best score ``t`` is
     too; every pair above ``t`` is a candidate, and of the pairs equal to ``t`` the lowest-index ones
     fill the remaining places (a CumSum over the tie mask counts them in index order). The chosen
-    pairs get the unique keys ``P - index`` (exact in float32 as ``P < 2**24``, see :data:`MAX_PAIRS`)
-    and the rest 0, so a second TopK returns exactly the chosen pairs, in index order.
+    pairs get the unique keys ``k + 1 - (their count in index order)``, from k down to 1 (exact in
+    float32 as ``P < 2**24``, see :data:`MAX_PAIRS`), and the rest 0, so a second TopK returns exactly
+    the chosen pairs, in index order. (CumSums rather than an arange over the P pairs, which the
+    exporter would store as a P-element constant.)
     """
-    num_pairs = flat_scores.shape[1]
     kth = flat_scores.topk(k, dim=1).values[:, k - 1:]
     above = flat_scores > kth
     tied = flat_scores == kth
     places_left = k - above.to(_KEY_DTYPE).sum(dim=1, keepdim=True)
-    chosen = above | (tied & (tied.to(_KEY_DTYPE).cumsum(dim=1) <= places_left))
-    index = torch.arange(num_pairs, device=flat_scores.device)
-    key = torch.where(chosen, (num_pairs - index).to(_KEY_DTYPE), 0.0)
+    chosen = (above | (tied & (tied.to(_KEY_DTYPE).cumsum(dim=1) <= places_left))).to(_KEY_DTYPE)
+    key = chosen * (k + 1 - chosen.cumsum(dim=1))
     return key.topk(k, dim=1).indices
 
 
