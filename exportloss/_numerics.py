@@ -43,3 +43,13 @@ def focal_power(base: torch.Tensor, gamma: float) -> torch.Tensor:
         return base.pow(gamma)
     tiny = torch.finfo(base.dtype).tiny
     return torch.where(base <= 0, torch.zeros_like(base), base.clamp_min(tiny).pow(gamma))
+
+
+def is_finite(x: torch.Tensor) -> torch.Tensor:
+    """``torch.isfinite`` as ``|x| <= largest finite value``: false for NaN and ±inf.
+
+    Exports as Abs and LessOrEqual, which every backend runs in every float type; ONNX ``IsInf``
+    takes no float16 before opset 20. A graph converted to float16 afterwards turns the float32
+    bound into inf, and then lets ±inf pass (NaN still fails).
+    """
+    return x.abs() <= torch.finfo(x.dtype).max

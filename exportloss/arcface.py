@@ -45,6 +45,7 @@ from ._reduction import check_reduction
 from ._labels import valid_labels
 from ._numerics import stable_softplus
 from ._reduction import reduce_valid
+from ._ties import first_argmax
 
 ANGULAR_MARGINS = ("arcface", "cosface")
 NORM_EPS = 1e-6
@@ -69,9 +70,8 @@ def log_sum_exp_of_others(z: torch.Tensor) -> torch.Tensor:
     it still contains ``e^{z_t}``, so in the frame of ``z_t`` it is ``1 + R - e^{z_j - z_t}`` with
     ``R`` the others' share, a number ``>= 1`` that the subtraction cannot cancel.
     """
-    top = z.argmax(-1, keepdim=True)
+    z_top, top = first_argmax(z, -1)  # ties to the lower index on every backend (exportloss._ties)
     is_top = top == torch.arange(z.shape[-1], device=z.device)
-    z_top = z.gather(-1, top)
     without_top = z.masked_fill(is_top, torch.finfo(z.dtype).min)
     second = without_top.amax(-1, keepdim=True)
     log_others_of_top = second + (without_top - second).exp().sum(-1, keepdim=True).log()

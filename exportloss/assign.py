@@ -18,7 +18,14 @@ neg_thr`` as background, which leaves DIoU's negative overlaps ignored; here eve
 ``neg_thr`` is background (identical for IoU, which is never negative).
 
 Padded ground truths (``gt_valid`` False) never match and do not count. An image without any valid
-ground truth gets ``assigned_gt = -1`` and ``max_overlap = 0`` for every anchor. Overlap is IoU
+ground truth gets ``assigned_gt = -1`` and ``max_overlap = 0`` for every anchor.
+
+**Ties** (any backend): an anchor's best ground truth is the lowest index among equal overlaps (a
+ReduceMax over unique keys, :mod:`exportloss._ties`, not ArgMax); a shared anchor goes to the highest
+claiming index (a ReduceMax over ground-truth numbers).
+
+**Non-finite input**: a ground truth with a non-finite coordinate is treated as invalid (padding);
+an anchor with one is background, claims nothing and reports ``max_overlap = NaN``. Overlap is IoU
 ``I / (U + eps)`` or DIoU (:mod:`exportloss.iou`).
 """
 
@@ -29,7 +36,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_boxes, check_choice
+from ._checks import broadcast_batch, check_boxes, check_choice, check_interval, check_number
+from ._numerics import is_finite
+from ._ties import first_argmax
 from .iou import pairwise_iou
 
 ASSIGN_KINDS = ("iou", "diou")
@@ -63,14 +72,19 @@ def max_iou_assign(
         anchors: ``[B, N, 4]`` xyxy anchors or predicted boxes (``[1, N, 4]`` broadcasts over the batch).
         gt_boxes: ``[B, M, 4]`` xyxy ground truths, padded to M.
         gt_valid: ``[B, M]`` bool, False for padding.
-        pos_thr, neg_thr, min_pos_thr: thresholds of steps 2 and 3, each above -1.
+        pos_thr, neg_thr, min_pos_thr: thresholds of steps 2 and 3, each in (-1, 1].
         allow_low_quality: run step 3.
         kind: ``"iou"`` or ``"diou"``.
-        eps: stabiliser of the overlap, see :mod:`exportloss.iou`.
+        eps: stabiliser of the overlap, see :mod:`exportloss.iou`; finite and > 0.
 
     Returns:
         :class:`Assignment` ``(assigned_gt [B, N] int64: ground-truth index, -1 background,
-        -2 ignored; max_overlap [B, N], the best valid overlap, 0 without valid ground truths)``.
+        -2 ignored; max_overlap [B, N], the best valid overlap, 0 without valid ground truths,
+        NaN for an anchor with a non-finite coordinate)``.
+
+    Non-finite input: a ground truth with a non-finite coordinate is invalid (as if padded); an
+    anchor with one is background with ``max_overlap = NaN`` and claims nothing. ``M = 0`` ground
+    truths give all background; ``N = 0`` anchors give empty ``[B, 0]`` outputs.
     """
     config = _check_config(pos_thr, neg_thr, min_pos_thr, allow_low_quality, kind, eps)
     return _assign(anchors, gt_boxes, gt_valid, config)
@@ -87,10 +101,11 @@ class _Config(NamedTuple):
 
 def _check_config(pos_thr, neg_thr, min_pos_thr, allow_low_quality, kind, eps) -> _Config:
     check_choice("kind", kind, ASSIGN_KINDS)
-    for name, value in (("pos_thr", pos_thr), ("neg_thr", neg_thr), ("min_pos_thr", min_pos_thr)):
-        if not value > -1.0:
-            raise ValueError(f"{name} must be above -1 (the lowest possible overlap); got {value!r}")
-    return _Config(float(pos_thr), float(neg_thr), float(min_pos_thr), bool(allow_low_quality), kind, float(eps))
+    # Overlaps (IoU, DIoU) lie in [-1, 1]; thresholds outside (-1, 1] would make every test trivial.
+    pos_thr, neg_thr, min_pos_thr = (check_interval(name, value, -1.0, 1.0, low_open=True) for name, value in
+                                     (("pos_thr", pos_thr), ("neg_thr", neg_thr), ("min_pos_thr", min_pos_thr)))
+    eps = check_number("eps", eps, 0.0, strict=True)
+    return _Config(pos_thr, neg_thr, min_pos_thr, bool(allow_low_quality), kind, eps)
 
 
 def _check_inputs(anchors: object, gt_boxes: object, gt_valid: object) -> None:
@@ -106,9 +121,23 @@ def _check_inputs(anchors: object, gt_boxes: object, gt_valid: object) -> None:
 
 def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tensor, config: _Config) -> Assignment:
     _check_inputs(anchors, gt_boxes, gt_valid)
+    batch, num_anchors = gt_boxes.shape[0], anchors.shape[1]
+    if num_anchors == 0 or gt_boxes.shape[1] == 0:  # static shapes: decided at trace time
+        dtype = torch.promote_types(anchors.dtype, gt_boxes.dtype)
+        return Assignment(torch.full((batch, num_anchors), BACKGROUND, dtype=torch.int64, device=anchors.device),
+                          torch.zeros(batch, num_anchors, dtype=dtype, device=anchors.device))
+    # Non-finite boxes become zero boxes (finite overlaps) that the penalty below then disqualifies.
+    gt_finite = is_finite(gt_boxes).all(dim=-1)
+    anchor_finite = is_finite(anchors).all(dim=-1)
+    gt_valid = gt_valid & gt_finite
+    gt_boxes = torch.where(gt_finite.unsqueeze(-1), gt_boxes, 0.0)
+    anchors = torch.where(anchor_finite.unsqueeze(-1), anchors, 0.0)
     overlaps = pairwise_iou(anchors, gt_boxes, config.kind, eps=config.eps)  # [B, N, M]
+    # Two broadcast Subs of small [B, 1, M] and [B, N, 1] penalties, cheaper than forming [B, N, M] masks.
     overlaps = overlaps - (~gt_valid).unsqueeze(1).to(overlaps.dtype) * _PADDING_PENALTY
-    max_overlap, best_gt = overlaps.max(dim=2)
+    overlaps = overlaps - (~anchor_finite).unsqueeze(2).to(overlaps.dtype) * _PADDING_PENALTY
+    max_overlap, best_gt = first_argmax(overlaps, dim=2)  # ties to the lower ground-truth index
+    max_overlap, best_gt = max_overlap.squeeze(2), best_gt.squeeze(2)
     assigned = torch.where(
         max_overlap >= config.pos_thr,
         best_gt,
@@ -122,7 +151,8 @@ def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tenso
         claimant = (claims * gt_number).amax(dim=2) - 1
         assigned = torch.where(claimant >= 0, claimant, assigned)
     has_gt = gt_valid.any(dim=1, keepdim=True)
-    return Assignment(assigned, torch.where(has_gt, max_overlap, 0.0))
+    max_overlap = torch.where(has_gt, max_overlap, 0.0)
+    return Assignment(assigned, torch.where(anchor_finite, max_overlap, float("nan")))
 
 
 class MaxIoUAssigner(nn.Module):

@@ -13,7 +13,14 @@ Per image, over the *valid* ground truths (``gt_valid``) and *valid* predictions
 * ``num_gt``: the number of valid ground truths.
 
 An image with no valid ground truth reports 0 for every metric (and ``num_gt = 0``, so a consumer can
-tell); an image with no matched pair reports ``matched_loss = 0``. IoU is ``I / (U + eps)``
+tell); an image with no matched pair reports ``matched_loss = 0``. Empty axes work: ``K = 0``
+predictions give best IoU 0 for every ground truth, ``M = 0`` ground truths give ``num_gt = 0``.
+
+**Ties** (any backend): a ground truth's best prediction is the lowest index among equal IoUs (a
+ReduceMax over unique keys, :mod:`exportloss._ties`, not ArgMax).
+
+**Non-finite input**: a prediction or ground truth with a non-finite coordinate counts as padding
+(overlaps nothing, is not counted in ``num_gt``), so every output stays finite. IoU is ``I / (U + eps)``
 (:mod:`exportloss.iou`).
 """
 
@@ -25,7 +32,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._checks import check_boxes, check_choice
+from ._checks import check_boxes, check_choice, check_interval, check_number
+from ._numerics import is_finite
+from ._ties import first_argmax
 from .iou import IOU_KINDS, aligned_iou, pairwise_iou
 
 _NO_PREDICTION = -1.0
@@ -59,7 +68,7 @@ def match_metrics(
         thresholds: IoU thresholds of the recall output, each in (0, 1].
         match_thr: the best IoU at which a ground truth counts as matched for ``matched_loss``, in (0, 1].
         loss_kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"``.
-        eps: stabiliser, see :mod:`exportloss.iou`.
+        eps: stabiliser, see :mod:`exportloss.iou`; finite and > 0.
 
     Returns:
         :class:`Metrics` ``(mean_best_iou [B], recall [B, len(thresholds)], matched_loss [B],
@@ -78,12 +87,12 @@ class _Config(NamedTuple):
 
 def _check_config(thresholds, match_thr, loss_kind, eps) -> _Config:
     check_choice("loss_kind", loss_kind, IOU_KINDS)
-    thresholds = tuple(float(t) for t in thresholds)
-    if not thresholds or not all(0.0 < t <= 1.0 for t in thresholds):
-        raise ValueError(f"thresholds must be a non-empty sequence of IoUs in (0, 1]; got {thresholds!r}")
-    if not 0.0 < match_thr <= 1.0:
-        raise ValueError(f"match_thr must lie in (0, 1]; got {match_thr!r}")
-    return _Config(thresholds, float(match_thr), loss_kind, float(eps))
+    thresholds = tuple(thresholds)
+    if not thresholds:
+        raise ValueError("thresholds must be a non-empty sequence of IoUs in (0, 1]; got ()")
+    thresholds = tuple(check_interval(f"thresholds[{i}]", t, 0.0, 1.0, low_open=True) for i, t in enumerate(thresholds))
+    match_thr = check_interval("match_thr", match_thr, 0.0, 1.0, low_open=True)
+    return _Config(thresholds, match_thr, loss_kind, check_number("eps", eps, 0.0, strict=True))
 
 
 def _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid) -> None:
@@ -101,11 +110,18 @@ def _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid) -> None:
 
 def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config: _Config) -> Metrics:
     _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid)
+    # Boxes with a non-finite coordinate count as padding (zeroed so that no NaN enters the sums).
+    pred_valid, pred_boxes = _finite_only(pred_valid, pred_boxes)
+    gt_valid, gt_boxes = _finite_only(gt_valid, gt_boxes)
+    dtype = torch.promote_types(pred_boxes.dtype, gt_boxes.dtype)
+    if pred_boxes.shape[1] == 0:  # K = 0 (static): every ground truth has best IoU 0 and no match
+        batch, num_gt = gt_boxes.shape[0], gt_valid.sum(dim=1)
+        zeros = torch.zeros(batch, dtype=dtype, device=gt_boxes.device)
+        return Metrics(zeros, zeros.unsqueeze(1).expand(batch, len(config.thresholds)).clone(), zeros.clone(), num_gt)
     ious = pairwise_iou(gt_boxes, pred_boxes, "iou", eps=config.eps)  # [B, M, K]
     ious = torch.where(pred_valid.unsqueeze(1), ious, _NO_PREDICTION)
-    best_iou, best_pred = ious.max(dim=2)
-    best_iou = best_iou.clamp(min=0.0)
-    dtype = best_iou.dtype
+    best_iou, best_pred = first_argmax(ious, dim=2)  # ties to the lower prediction index
+    best_iou, best_pred = best_iou.squeeze(2).clamp(min=0.0), best_pred.squeeze(2)
     num_gt = gt_valid.sum(dim=1)
     per_gt = num_gt.clamp(min=1).to(dtype).reciprocal()
     gt_weight = gt_valid.to(dtype)
@@ -120,6 +136,11 @@ def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config: _Config) 
     loss = 1.0 - aligned_iou(best_boxes, gt_boxes, config.loss_kind, eps=config.eps)
     matched_loss = (loss * matched).sum(dim=1) / matched.sum(dim=1).clamp(min=1.0)
     return Metrics(mean_best_iou, recall, matched_loss, num_gt)
+
+
+def _finite_only(valid: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    finite = is_finite(boxes).all(dim=-1)
+    return valid & finite, torch.where(finite.unsqueeze(-1), boxes, 0.0)
 
 
 class MatchMetrics(nn.Module):

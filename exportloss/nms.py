@@ -23,8 +23,16 @@ several classes, as in mmdet's multiclass NMS); scores ``[B, N]`` make ``N`` pai
 ``candidates`` highest-scoring pairs enter NMS (ONNX TopK with a constant K < 3840, TensorRT's
 limit); of those, only pairs with ``score > score_thr`` can be kept. **Tie rule:** pairs are ordered
 by score, descending, and equal scores by flat index ``n·C + c``, ascending: the earlier box (then
-the lower class) counts as higher-scored. ONNX TopK specifies exactly this tie-break; eager PyTorch
-uses a stable sort to get the same order.
+the lower class) counts as higher-scored. The graph enforces this itself, on every backend (the CUDA
+TopK and TensorRT's order ties arbitrarily): the K-th best score is unambiguous, the pairs tied at it
+are admitted lowest index first (CumSum), each candidate's rank comes from exact pairwise
+comparisons, and every TopK sorts unique keys. Eager PyTorch runs the same code.
+
+**Non-finite input.** A NaN score ranks below every score, as ``-inf``: it is never kept (it fails
+every finite ``score_thr``) and never displaces a real pair from the candidates. A box with a NaN
+coordinate overlaps nothing (NaN fails the ``> iou_thr`` test): it neither suppresses nor is
+suppressed, and if its score qualifies it is reported with its NaN coordinates, so bad input stays
+visible. ``±inf`` scores order as numbers.
 
 **Outputs** (fixed shapes, as TensorRT's EfficientNMS plugin had them): ``num_dets [B]`` (int64),
 ``det_boxes [B, max_det, 4]``, ``det_scores [B, max_det]``, ``det_classes [B, max_det]`` (int64).
@@ -40,13 +48,14 @@ coordinate-offset trick, which loses float32 precision on large offsets.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_float_tensor, is_tracing
+from ._checks import check_choice, check_float_tensor, check_interval, check_number
 from .iou import pairwise_iou, pairwise_iou_and_distance
 
 NMS_KINDS = ("iou", "diou")
@@ -59,7 +68,10 @@ on detector-like scenes of 1000 boxes: the slowest needed 10 iterations to reach
 set (class-agnostic DIoU); 16 leaves margin. Each iteration is one [K, K] x [K, 1] product: the 16 add
 about a fifth to the catalog graph's onnxruntime CPU time (K = 1000)."""
 MAX_PAIRS = 1 << 24
-"""``N·C`` limit: the dynamo exporter divides flat pair indices in float32, exact below 2**24."""
+"""``N·C`` limit: the dynamo exporter divides flat pair indices in float32, and the tie rule's sort keys
+and counts are float32; both are exact below 2**24."""
+_KEY_DTYPE = torch.float32
+"""Sort keys, ranks and counts: float32 whatever the inputs' dtype (float16 holds integers only to 2048)."""
 
 
 class Detections(NamedTuple):
@@ -86,15 +98,15 @@ def cluster_nms(
     Args:
         boxes: ``[B, N, 4]`` xyxy boxes.
         scores: ``[B, N, C]`` per-class scores, or ``[B, N]`` (one class, reported as class 0).
-        iou_thr: a candidate is suppressed when its overlap with a kept one is ``> iou_thr``.
+        iou_thr: a candidate is suppressed when its overlap with a kept one is ``> iou_thr``; in [-1, 1].
         kind: ``"iou"`` or ``"diou"`` (DIoU-NMS).
         diou_beta: the exponent β of DIoU-NMS's penalty ``(ρ²/(c² + eps))^β``; ignored for IoU.
-        score_thr: only pairs with ``score > score_thr`` can be kept.
+        score_thr: only pairs with ``score > score_thr`` can be kept; finite.
         max_det: detections per image in the outputs.
         iterations: Cluster-NMS iterations; ``1`` is Fast NMS, ``>= candidates`` is exactly greedy
             NMS, ``None`` is :data:`DEFAULT_ITERATIONS`.
         candidates: how many top-scoring pairs enter NMS; default ``min(N·C, 1000)``, at most 3839.
-        eps: stabiliser of IoU and of DIoU's diagonal.
+        eps: stabiliser of IoU and of DIoU's diagonal; finite and > 0.
 
     Returns:
         :class:`Detections` ``(num_dets [B], det_boxes [B, max_det, 4], det_scores [B, max_det],
@@ -122,8 +134,11 @@ class _Config(NamedTuple):
 
 def _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps) -> _Config:
     check_choice("kind", kind, NMS_KINDS)
-    if not diou_beta > 0:
-        raise ValueError(f"diou_beta must be positive; got {diou_beta!r}")
+    iou_thr = check_interval("iou_thr", iou_thr, -1.0, 1.0)  # IoU lies in [0, 1], DIoU-NMS's criterion in [-1, 1]
+    if not (isinstance(score_thr, (int, float)) and math.isfinite(score_thr)):  # scores may be logits: any real
+        raise ValueError(f"score_thr must be a finite number; got {score_thr!r}")
+    diou_beta = check_number("diou_beta", diou_beta, 0.0, strict=True)
+    eps = check_number("eps", eps, 0.0, strict=True)
     if not (isinstance(max_det, int) and 1 <= max_det < TOPK_LIMIT):
         raise ValueError(f"max_det must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {max_det!r}")
     if iterations is not None and not (isinstance(iterations, int) and iterations >= 1):
@@ -152,8 +167,13 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
     _check_inputs(boxes, scores)
     batch, num_boxes = boxes.shape[:2]
     num_classes = scores.shape[2] if scores.dim() == 3 else 1
-    k = min(config.candidates or DEFAULT_CANDIDATES, num_boxes * num_classes)
-    cand_scores, cand_index = _top_candidates(scores.reshape(batch, num_boxes * num_classes), k)
+    num_pairs = num_boxes * num_classes
+    k = min(config.candidates or DEFAULT_CANDIDATES, num_pairs)
+    flat_scores = scores.reshape(batch, num_pairs)
+    # NaN scores rank below every score (-inf fails every score_thr), so they never take a real pair's slot.
+    flat_scores = torch.where(torch.isnan(flat_scores), float("-inf"), flat_scores)
+    cand_index = _top_candidates(flat_scores, k)
+    cand_scores = flat_scores.gather(1, cand_index)
     if num_classes > 1:
         box_index = torch.div(cand_index, num_classes, rounding_mode="trunc")  # indices are >= 0
         cand_classes = cand_index - box_index * num_classes
@@ -161,24 +181,34 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
         box_index, cand_classes = cand_index, torch.zeros_like(cand_index)
     cand_boxes = boxes.gather(1, box_index.unsqueeze(-1).expand(batch, k, 4))
 
+    # precedes[b, i, j]: candidate i comes before j in the tie rule's order (higher score, or the same
+    # score and a lower flat index; candidates are in index order, so a lower position). It is a strict
+    # total order, so each candidate's rank (how many precede it) is a unique integer in [0, K).
+    position = torch.arange(k, device=boxes.device)
+    ahead, behind = cand_scores.unsqueeze(2), cand_scores.unsqueeze(1)
+    precedes = (ahead > behind) | ((ahead == behind) & (position.unsqueeze(1) < position))
+    rank = precedes.to(_KEY_DTYPE).sum(dim=1)  # [B, K], exact integers below 2**24
+
     # suppressed_by[b, j, i] = 1 when candidate i may suppress candidate j (S transposed: the overlap
     # and the class test are symmetric), so that each iteration is one matrix-vector product with the
-    # [B, K, 1] keep column. Candidates under score_thr sort last, so they can only suppress each other
-    # and need no mask here.
-    order = torch.arange(k, device=boxes.device)
-    suppressed_by = (_overlap(cand_boxes, config) > config.iou_thr) & (order.unsqueeze(1) > order)
+    # [B, K, 1] keep column. Candidates under score_thr come last in the order, so they can only
+    # suppress each other and need no mask here. A box with a NaN coordinate has NaN overlaps, which
+    # fail the `>` test: it overlaps nothing.
+    suppressed_by = (_overlap(cand_boxes, config) > config.iou_thr) & precedes.transpose(1, 2)
     if num_classes > 1:
         suppressed_by = suppressed_by & (cand_classes.unsqueeze(2) == cand_classes.unsqueeze(1))
     suppressed_by = suppressed_by.to(boxes.dtype)
     keep = torch.ones(batch, k, 1, dtype=boxes.dtype, device=boxes.device)
     for _ in range(config.iterations):
+        # Exact under any matmul precision: 0/1 entries are exact in TF32 (and fp16/bf16), their
+        # products are 0 or 1, and a float32 accumulation of at most K < 2**24 ones is an exact count.
         keep = (torch.matmul(suppressed_by, keep) < 0.5).to(boxes.dtype)
     kept = (keep.squeeze(2) > 0.5) & (cand_scores > config.score_thr)
 
-    # Earlier candidates get larger keys, so TopK returns the kept ones in score order (keys of kept
-    # candidates are distinct; slots past the last kept one get key 0 and are blanked).
-    slot_key, slot = torch.where(kept, (k - order).to(boxes.dtype), 0.0).topk(min(config.max_det, k), dim=1)
-    filled = slot_key > 0
+    # Slots in the tie rule's order: unique keys, kept candidates (K, 2K] by rank, the others (0, K],
+    # so TopK has no ties to break and the first num_dets slots are the kept ones.
+    slot_key, slot = torch.where(kept, 2 * k - rank, k - rank).topk(min(config.max_det, k), dim=1)
+    filled = slot_key > k
     det_boxes = torch.where(filled.unsqueeze(-1), cand_boxes.gather(1, slot.unsqueeze(-1).expand(-1, -1, 4)), 0.0)
     det_scores = torch.where(filled, cand_scores.gather(1, slot), 0.0)
     det_classes = torch.where(filled, cand_classes.gather(1, slot), -1)
@@ -191,12 +221,24 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
     return Detections(num_dets, det_boxes, det_scores, det_classes)
 
 
-def _top_candidates(flat_scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best ``[B, P]`` scores in descending order, ties to the lower index, and their indices."""
-    if is_tracing():
-        return flat_scores.topk(k, dim=1)  # ONNX TopK breaks ties by the lower index
-    ordered, index = flat_scores.sort(dim=1, descending=True, stable=True)  # torch.topk leaves ties unordered
-    return ordered[:, :k], index[:, :k]
+def _top_candidates(flat_scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Flat indices ``[B, k]``, ascending, of the ``k`` best of ``[B, P]`` scores under the tie rule.
+
+    No backend's tie order enters: TopK's *values* are unambiguous, so the k-th best score ``t`` is
+    too; every pair above ``t`` is a candidate, and of the pairs equal to ``t`` the lowest-index ones
+    fill the remaining places (a CumSum over the tie mask counts them in index order). The chosen
+    pairs get the unique keys ``k + 1 - (their count in index order)``, from k down to 1 (exact in
+    float32 as ``P < 2**24``, see :data:`MAX_PAIRS`), and the rest 0, so a second TopK returns exactly
+    the chosen pairs, in index order. (CumSums rather than an arange over the P pairs, which the
+    exporter would store as a P-element constant.)
+    """
+    kth = flat_scores.topk(k, dim=1).values[:, k - 1:]
+    above = flat_scores > kth
+    tied = flat_scores == kth
+    places_left = k - above.to(_KEY_DTYPE).sum(dim=1, keepdim=True)
+    chosen = (above | (tied & (tied.to(_KEY_DTYPE).cumsum(dim=1) <= places_left))).to(_KEY_DTYPE)
+    key = chosen * (k + 1 - chosen.cumsum(dim=1))
+    return key.topk(k, dim=1).indices
 
 
 def _overlap(boxes: torch.Tensor, config: _Config) -> torch.Tensor:

@@ -116,7 +116,7 @@ def test_anchors_broadcast_over_the_batch():
         (lambda: exportloss.max_iou_assign(ANCHORS, GTS, VALID[:, :2]), ValueError, r"gt_valid must have shape \[1, 3\]"),
         (lambda: exportloss.max_iou_assign(torch.rand(2, 5, 4), torch.rand(3, 2, 4), torch.ones(3, 2, dtype=torch.bool)), ValueError, r"do not broadcast"),
         (lambda: exportloss.max_iou_assign(ANCHORS, GTS, VALID, kind="giou"), ValueError, r"kind must be one of 'iou', 'diou'"),
-        (lambda: exportloss.MaxIoUAssigner(neg_thr=-1.5), ValueError, r"neg_thr must be above -1"),
+        (lambda: exportloss.MaxIoUAssigner(neg_thr=-1.5), ValueError, r"neg_thr must be finite and lie in \(-1, 1\]"),
     ],
 )
 def test_bad_input_names_the_argument(call, error, message):

@@ -71,8 +71,8 @@ def test_equals_loop_reference_on_seeded_inputs(loss_kind):
         (lambda: exportloss.match_metrics(PREDS[:, :, :3], PRED_VALID, GTS, GT_VALID), ValueError, r"pred_boxes must have shape"),
         (lambda: exportloss.match_metrics(PREDS[:1], PRED_VALID[:1], GTS, GT_VALID), ValueError, r"same batch size"),
         (lambda: exportloss.match_metrics(PREDS, PRED_VALID, GTS, GT_VALID, thresholds=()), ValueError, r"thresholds must be a non-empty"),
-        (lambda: exportloss.match_metrics(PREDS, PRED_VALID, GTS, GT_VALID, thresholds=(0.5, 1.5)), ValueError, r"thresholds must be"),
-        (lambda: exportloss.MatchMetrics(match_thr=0.0), ValueError, r"match_thr must lie in \(0, 1\]"),
+        (lambda: exportloss.match_metrics(PREDS, PRED_VALID, GTS, GT_VALID, thresholds=(0.5, 1.5)), ValueError, r"thresholds\[1\] must be finite and lie in \(0, 1\]"),
+        (lambda: exportloss.MatchMetrics(match_thr=0.0), ValueError, r"match_thr must be finite and lie in \(0, 1\]"),
         (lambda: exportloss.MatchMetrics(loss_kind="l1"), ValueError, r"loss_kind must be one of"),
     ],
 )

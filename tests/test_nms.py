@@ -222,7 +222,7 @@ def test_matches_torchvision_batched_nms_when_installed():
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), max_det=5000), ValueError, r"max_det must be an int in \[1, 3839\]"),
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), candidates=4000), ValueError, r"candidates must be"),
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), iterations=0), ValueError, r"iterations must be a positive int"),
-        (lambda: exportloss.ClusterNMS(kind="diou", diou_beta=0), ValueError, r"diou_beta must be positive"),
+        (lambda: exportloss.ClusterNMS(kind="diou", diou_beta=0), ValueError, r"diou_beta must be finite and > 0"),
     ],
 )
 def test_bad_input_names_the_argument(call, error, message):

@@ -143,12 +143,19 @@ def _center_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     centers = inputs["centers"] if "centers" in inputs else _built_parameter(CenterLoss(CENTER_CLASSES, CENTER_DIM))
     at_centers = centers[inputs["labels"]]
     absent = np.where(inputs["labels"] < num_classes // 2, 1, num_classes - 2)
-    return [
+    cases = [
         Case("features-at-centers", _replace(inputs, features=at_centers)),
         Case("absent-classes", _replace(inputs, labels=absent)),
         Case("large-features", _replace(inputs, features=inputs["features"] * 1e3)),
+        # Features 2**12 + odd small integers: 13+ significant bits that a TF32 one-hot MatMul would round away.
+        Case("features-beyond-tf32", _replace(inputs, features=4096.0 + 2.0 * rng.integers(0, 64, size=inputs["features"].shape) + 1.0)),
         *_label_cases(inputs, num_classes, rng),
     ]
+    if "centers" in inputs:  # center_update's policy: only classes holding a non-finite feature keep their center
+        poisoned = inputs["features"].copy()
+        poisoned[0, 0], poisoned[1, -1], poisoned[2, 1] = np.nan, np.inf, -np.inf
+        cases.append(Case("non-finite-features", _replace(inputs, features=poisoned)))
+    return cases
 
 
 def _built_parameter(module: nn.Module) -> np.ndarray:

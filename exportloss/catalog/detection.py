@@ -78,7 +78,13 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     crowded += np.tile(rng.uniform(0.0, IMAGE_SIZE, size=(*boxes.shape[:2], 2)).astype(np.float32), 2)
     degenerate = boxes.copy()
     degenerate[:, ::3, 2:] = degenerate[:, ::3, :2]  # every third box is a point
-    return [
+    # Tie-heavy cases (the tie rule, not the backend's TopK, must decide them): each box twice in a
+    # row with the same scores; every class of a box at the box's best score; scores in uint8 steps.
+    doubled_boxes = np.repeat(boxes[:, : (boxes.shape[1] + 1) // 2], 2, axis=1)[:, : boxes.shape[1]]
+    doubled_scores = np.repeat(scores[:, : (scores.shape[1] + 1) // 2], 2, axis=1)[:, : scores.shape[1]]
+    nan_scores = scores.copy()
+    nan_scores.reshape(-1)[::7] = np.nan  # never kept, and no candidate slot taken from a real pair
+    cases = [
         Case("nothing-above-score-thr", {"boxes": boxes, "scores": scores * np.float32(0.04)}),
         Case("all-boxes-identical", {"boxes": identical, "scores": scores}),
         Case("more-candidates-than-max-det", {"boxes": crowded, "scores": rng.uniform(0.5, 1.0, scores.shape).astype(np.float32)}),
@@ -86,7 +92,15 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
         Case("tied-scores", {"boxes": boxes, "scores": np.round(scores * 4) / np.float32(4)}),
         Case("all-scores-equal", {"boxes": boxes, "scores": np.full_like(scores, 0.5)}),
         Case("zero-area-boxes", {"boxes": degenerate, "scores": scores}),
+        Case("scores-in-eighths", {"boxes": boxes, "scores": np.round(scores * 8) / np.float32(8)}),
+        Case("uint8-scores", {"boxes": boxes, "scores": np.round(scores * 255) / np.float32(255)}),
+        Case("duplicated-boxes-tied-scores", {"boxes": doubled_boxes, "scores": np.round(doubled_scores * 8) / np.float32(8)}),
+        Case("nan-scores", {"boxes": boxes, "scores": nan_scores}),
     ]
+    if scores.ndim == 3:
+        best = scores.max(axis=2, keepdims=True)
+        cases.append(Case("equal-scores-across-classes", {"boxes": boxes, "scores": np.broadcast_to(best, scores.shape).copy()}))
+    return cases
 
 
 def nms_reference_for(module, boxes, scores, fast: bool = False):
@@ -107,6 +121,9 @@ def assign_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     """Ground truths anywhere; half the anchors are jittered ground truths (so some match), half random."""
     gt_boxes = random_boxes(rng, shapes["gt_boxes"], scale=IMAGE_SIZE)
     num_anchors = shapes["anchors"][1]
+    if gt_boxes.shape[1] == 0:  # no ground truths: random anchors only
+        anchors = random_boxes(rng, shapes["anchors"], scale=IMAGE_SIZE)
+        return {"anchors": anchors, "gt_boxes": gt_boxes, "gt_valid": np.zeros(shapes["gt_valid"], bool)}
     pick = rng.integers(0, gt_boxes.shape[1], size=(gt_boxes.shape[0], num_anchors))
     near, _ = jitter_boxes(rng, np.take_along_axis(gt_boxes, pick[..., None], axis=1), spread=0.2)
     anchors = np.where(
@@ -125,9 +142,16 @@ def assign_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     rows = min(shapes["anchors"][1], shapes["gt_boxes"][1])
     exact = dict(ordinary, anchors=ordinary["anchors"].copy())
     exact["anchors"][:, :rows] = ordinary["gt_boxes"][: exact["anchors"].shape[0], :rows]
+    duplicated_gts = dict(ordinary, gt_boxes=ordinary["gt_boxes"].copy())
+    duplicated_gts["gt_boxes"][:, 1::2] = ordinary["gt_boxes"][:, ::2][:, : shapes["gt_boxes"][1] // 2]  # equal overlaps
+    non_finite_gts = dict(ordinary, gt_boxes=ordinary["gt_boxes"].copy())  # these ground truths count as padding
+    non_finite_gts["gt_boxes"][:, 0, 0] = np.nan
+    non_finite_gts["gt_boxes"][:, 1, 3] = np.inf
     return [
         Case("no-valid-gt", no_gt),
         Case("one-image-all-padding", one_padded_image),
+        Case("duplicated-gts", duplicated_gts),
+        Case("non-finite-gts", non_finite_gts),
         Case("identical-anchors", identical_anchors),
         Case("gts-overlap-no-anchor", far_gts),
         Case("anchors-equal-gts", exact),
@@ -138,6 +162,10 @@ def match_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     """Predictions: jittered copies of the ground truths (some close, some not) followed by random boxes."""
     gt_boxes = random_boxes(rng, shapes["gt_boxes"], scale=IMAGE_SIZE)
     num_preds = shapes["pred_boxes"][1]
+    if gt_boxes.shape[1] == 0:  # no ground truths: random predictions only
+        return {"pred_boxes": random_boxes(rng, shapes["pred_boxes"], scale=IMAGE_SIZE),
+                "pred_valid": prefix_valid(rng, shapes["pred_valid"], min_valid=0),
+                "gt_boxes": gt_boxes, "gt_valid": np.zeros(shapes["gt_valid"], bool)}
     pick = np.arange(num_preds) % gt_boxes.shape[1]
     spread = rng.uniform(0.02, 0.4, size=(gt_boxes.shape[0], num_preds, 1))
     near, _ = jitter_boxes(rng, gt_boxes[:, pick], spread=1.0)
@@ -160,7 +188,14 @@ def match_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     perfect["pred_boxes"][:, :rows] = ordinary["gt_boxes"][:, :rows]
     points = dict(ordinary, gt_boxes=ordinary["gt_boxes"].copy())
     points["gt_boxes"][..., 2:] = points["gt_boxes"][..., :2]
+    duplicated = dict(ordinary, pred_boxes=np.repeat(ordinary["pred_boxes"][:, : (shapes["pred_boxes"][1] + 1) // 2], 2, axis=1)[:, : shapes["pred_boxes"][1]])
+    non_finite = dict(ordinary, pred_boxes=ordinary["pred_boxes"].copy(), gt_boxes=ordinary["gt_boxes"].copy())
+    non_finite["pred_boxes"][:, ::4, 0] = np.nan
+    non_finite["pred_boxes"][:, 1::9, 2] = np.inf
+    non_finite["gt_boxes"][:, ::5, 1] = np.nan
     return [
+        Case("duplicated-predictions", duplicated),
+        Case("non-finite-boxes", non_finite),
         Case("no-valid-prediction", dict(ordinary, pred_valid=np.zeros_like(ordinary["pred_valid"]))),
         Case("no-valid-gt", dict(ordinary, gt_valid=np.zeros_like(ordinary["gt_valid"]))),
         Case("predictions-equal-gts", perfect),

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..arcface import NORM_EPS  # the convention where eps enters, shared so that both compare like with like
+from ..center_loss import MAX_FEATURE
 
 
 def _is_valid(label: int, num_classes: int, ignore_index: int | None) -> bool:
@@ -86,11 +87,17 @@ def center_loss_reference(features: torch.Tensor, labels: torch.Tensor, centers:
 
 
 def center_update_reference(features: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 4 of Wen et al., class by class: ``c_j -= alpha * sum_{y_i=j}(c_j - f_i) / (1 + n_j)``."""
+    """Eq. 4 of Wen et al., class by class: ``c_j -= alpha * sum_{y_i=j}(c_j - f_i) / (1 + n_j)``.
+
+    A class with a non-finite feature among its samples (or one above ``MAX_FEATURE`` in magnitude)
+    keeps its center, as :func:`exportloss.center_update` documents.
+    """
     f, ys = features.double(), labels.tolist()
     new = centers.double().clone()
     for j in range(centers.shape[0]):
         members = [i for i, y in enumerate(ys) if y == j]
+        if any(not bool((f[i].abs() <= MAX_FEATURE).all()) for i in members):
+            continue
         if members:
             delta = sum(new[j] - f[i] for i in members) / (1 + len(members))
             new[j] = new[j] - alpha * delta

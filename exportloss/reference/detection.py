@@ -15,6 +15,8 @@ Conventions (eps placement, tie rules, padding) are those documented in :mod:`ex
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -66,8 +68,8 @@ def nms_reference(
     det_scores = torch.zeros(batch, max_det, dtype=torch.float64)
     det_classes = torch.full((batch, max_det), -1, dtype=torch.int64)
     for b in range(batch):
-        # Descending score; equal scores keep their flat order (a stable sort).
-        order = np.argsort(-flat_scores[b], kind="stable")[:candidates]
+        # Descending score; equal scores keep their flat order (a stable sort); NaN scores count as -inf.
+        order = np.argsort(-np.nan_to_num(flat_scores[b], nan=-np.inf), kind="stable")[:candidates]
         cand_scores, cand_classes = flat_scores[b][order], order % num_classes
         cand_boxes = boxes[b].numpy()[order // num_classes]
         kept: list[int] = []
@@ -108,12 +110,18 @@ def max_iou_assign_reference(
     assigned = torch.full((batch, num_anchors), -1, dtype=torch.int64)
     max_overlap = torch.zeros(batch, num_anchors, dtype=torch.float64)
     for b in range(batch):
-        valid = [m for m, ok in enumerate(gt_valid[b].tolist()) if ok]
+        # Non-finite ground truths count as padding; non-finite anchors are background with a NaN overlap.
+        gts = gt_boxes[b].tolist()
+        valid = [m for m, ok in enumerate(gt_valid[b].tolist()) if ok and all(map(math.isfinite, gts[m]))]
+        finite = [all(map(math.isfinite, anchor)) for anchor in anchors[b].tolist()]
+        max_overlap[b, [n for n, ok in enumerate(finite) if not ok]] = math.nan
         if not valid:
             continue
-        gts = gt_boxes[b].tolist()
-        overlaps = [[box_pair_metric(anchor, gts[m], kind, eps=eps) for m in valid] for anchor in anchors[b].tolist()]
+        overlaps = [[box_pair_metric(anchor, gts[m], kind, eps=eps) for m in valid] if ok else None
+                    for anchor, ok in zip(anchors[b].tolist(), finite)]
         for n, row in enumerate(overlaps):
+            if row is None:
+                continue
             best = max(row)
             max_overlap[b, n] = best
             if best >= pos_thr:
@@ -123,10 +131,10 @@ def max_iou_assign_reference(
         if not allow_low_quality:
             continue
         for column, m in enumerate(valid):
-            gt_best = max(row[column] for row in overlaps)
+            gt_best = max((row[column] for row in overlaps if row is not None), default=-math.inf)
             if gt_best > min_pos_thr:
                 for n, row in enumerate(overlaps):
-                    if row[column] == gt_best:
+                    if row is not None and row[column] == gt_best:
                         assigned[b, n] = m
     return assigned, max_overlap
 
@@ -148,8 +156,9 @@ def match_metrics_reference(
     matched_loss = torch.zeros(batch, dtype=torch.float64)
     num_gt = torch.zeros(batch, dtype=torch.int64)
     for b in range(batch):
-        preds = [box for box, ok in zip(pred_boxes[b].tolist(), pred_valid[b].tolist()) if ok]
-        gts = [box for box, ok in zip(gt_boxes[b].tolist(), gt_valid[b].tolist()) if ok]
+        # Boxes with a non-finite coordinate count as padding.
+        preds = [box for box, ok in zip(pred_boxes[b].tolist(), pred_valid[b].tolist()) if ok and all(map(math.isfinite, box))]
+        gts = [box for box, ok in zip(gt_boxes[b].tolist(), gt_valid[b].tolist()) if ok and all(map(math.isfinite, box))]
         if not gts:
             continue
         best_ious, losses = [], []
