@@ -97,3 +97,8 @@ def _is_fx_symbolic_tracing() -> bool:
     except ImportError:  # older torch: fx symbolic tracing cannot be detected, and nothing here needs it
         return False
     return is_fx_symbolic_tracing()
+
+
+def check_eps(eps: object) -> float:
+    """A stabiliser ``eps``: a finite number > 0 (0 would let an empty box divide 0 by 0)."""
+    return check_number("eps", eps, 0.0, strict=True)
