@@ -14,6 +14,10 @@ distance ``ρ²`` and eps (default ``1e-7``):
   ``0 / 0``; this order gives ``0 / eps = 0`` for them in every dtype. The angles come from
   :func:`exportloss.boxes.atan_ratio` (no ``Atan`` node, which onnxruntime's CUDA provider lacks).
 
+Gradients on degenerate boxes are finite but can be large: for identical zero-height boxes the GIoU
+penalty ``(C - U) / (C + eps)`` rises from 0 to about 1 when one box moves by ``eps / side``, so its slope
+there is up to ``side / eps``. That is the slope of the eps-regularised metric (the exact one is 0/0).
+
 Precision: fp16 and bf16 boxes are computed in float32 and the result is returned in the input dtype
 (as torchvision's ``_upcast``): box areas of 256-px boxes already exceed fp16's 65504.
 
