@@ -117,3 +117,8 @@ def check_interval(name: str, value: object, low: float = -math.inf, high: float
         interval = f"{opening}{low:g}, {high:g}{closing}".replace("inf", "∞")
         raise ValueError(f"{name} must be finite and lie in {interval}; got {value!r}")
     return value
+
+
+def check_eps(eps: object) -> float:
+    """A stabiliser ``eps``: a finite number > 0 (0 would let an empty box divide 0 by 0)."""
+    return check_number("eps", eps, 0.0, strict=True)

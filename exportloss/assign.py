@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_boxes, check_choice, check_interval, check_number
+from ._checks import broadcast_batch, check_boxes, check_choice, check_eps, check_interval
 from ._numerics import is_finite
 from ._ties import first_argmax
 from .iou import pairwise_iou
@@ -104,7 +104,7 @@ def _check_config(pos_thr, neg_thr, min_pos_thr, allow_low_quality, kind, eps) -
     # Overlaps (IoU, DIoU) lie in [-1, 1]; thresholds outside (-1, 1] would make every test trivial.
     pos_thr, neg_thr, min_pos_thr = (check_interval(name, value, -1.0, 1.0, low_open=True) for name, value in
                                      (("pos_thr", pos_thr), ("neg_thr", neg_thr), ("min_pos_thr", min_pos_thr)))
-    eps = check_number("eps", eps, 0.0, strict=True)
+    eps = check_eps(eps)
     return _Config(pos_thr, neg_thr, min_pos_thr, bool(allow_low_quality), kind, eps)
 
 

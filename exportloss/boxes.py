@@ -79,16 +79,47 @@ class BoxTerms(NamedTuple):
     """``2/π · atan(w / (h + eps))``, so that CIoU's ``v`` is the squared difference of two of them."""
 
 
+ATAN_COEFFICIENTS = (
+    0.9999999976324975, -0.3333328365299865, 0.1999826624153302, -0.1426193471224663, 0.10942037646838737,
+    -0.08377333251429128, 0.05755237622748346, -0.03080484805388806, 0.010727069615973047, -0.0017539566025948413,
+)
+"""``atan(t) ≈ t · Σ c_k t^(2k)`` on ``[0, 1]``: a weighted least-squares (Lawson) fit of the relative error on
+4000 Chebyshev nodes, max relative error 2.4e-9 in float64, below float32's half ulp (6e-8)."""
+
+
+def atan_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``atan(num / den)`` for ``num >= 0`` and ``den > 0``, from operators every backend runs.
+
+    onnxruntime's CUDA provider has no ``Atan`` kernel (the node would run on the CPU behind Memcpy nodes),
+    so the angle is ``P(t)`` with ``t = min(num, den) / max(num, den)`` in ``[0, 1]`` and the polynomial
+    :data:`ATAN_COEFFICIENTS`, reflected by ``atan(r) = π/2 − atan(1/r)`` where ``num > den``. The ratio
+    ``t`` never overflows or divides by zero (``max >= den > 0``), so value and gradient are finite for
+    every ratio from 0 to inf, and the result is accurate to float32 rounding.
+    """
+    low = torch.minimum(num, den)
+    high = torch.maximum(num, den)
+    t = low / high
+    t2 = t * t
+    poly = torch.full_like(t, ATAN_COEFFICIENTS[-1])
+    for coefficient in ATAN_COEFFICIENTS[-2::-1]:
+        poly = poly * t2 + coefficient
+    angle = poly * t
+    return torch.where(num > den, (math.pi / 2) - angle, angle)
+
+
 def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layout: str = "flat") -> BoxTerms:
     """Per-box terms of ``boxes [..., N, 4]``, each shaped by ``layout`` as in :func:`box_corners`.
 
-    An inverted box (``x2 < x1`` or ``y2 < y1``) is treated as having zero width or height at
+    fp16 and bf16 boxes give float32 terms (box arithmetic stays in float32). An inverted box (``x2 < x1`` or ``y2 < y1``) is treated as having zero width or height at
     ``x1`` / ``y1``, so every metric stays finite on it. ``eps`` enters only the aspect angle,
-    ``atan(w / (h + eps))``, which keeps CIoU finite (value and gradient) for zero-height boxes.
+    ``atan(w / (h + eps))`` (computed by :func:`atan_ratio`), which keeps CIoU finite (value and
+    gradient) for zero-height boxes.
     """
+    if boxes.dtype in (torch.float16, torch.bfloat16):  # areas of 256-px boxes already overflow fp16
+        boxes = boxes.float()
     x1, y1, x2, y2 = box_corners(boxes, fmt, layout)
     x2 = torch.maximum(x2, x1)
     y2 = torch.maximum(y2, y1)
     w, h = x2 - x1, y2 - y1
-    aspect = torch.atan(w / (h + eps)) * (2.0 / math.pi) if with_aspect else w
+    aspect = atan_ratio(w, h + eps) * (2.0 / math.pi) if with_aspect else w
     return BoxTerms(x1, y1, x2, y2, w, h, w * h, (x1 + x2) * 0.5, (y1 + y2) * 0.5, aspect)

@@ -8,8 +8,18 @@ distance ``ρ²`` and eps (default ``1e-7``):
 * GIoU = ``IoU - (C - U) / (C + eps)``
 * DIoU = ``IoU - ρ² / (cw² + ch² + eps)``
 * CIoU = ``DIoU - α · v`` with ``v = 4/π² · (atan(w_a / (h_a + eps)) - atan(w_b / (h_b + eps)))²``
-  and ``α = v / (1 - IoU + v + eps)``; α carries no gradient (it is detached), as in torchvision,
-  mmdet and ultralytics.
+  and ``α = v / ((v + (1 - IoU)) + eps)``; α carries no gradient (it is detached), as in torchvision,
+  mmdet and ultralytics. The denominator adds eps last, to a sum of two non-negative terms: written
+  ``(1 + eps) - IoU + v``, eps is lost to rounding in fp16 (``1 + 1e-7 == 1``) and identical boxes give
+  ``0 / 0``; this order gives ``0 / eps = 0`` for them in every dtype. The angles come from
+  :func:`exportloss.boxes.atan_ratio` (no ``Atan`` node, which onnxruntime's CUDA provider lacks).
+
+Gradients on degenerate boxes are finite but can be large: for identical zero-height boxes the GIoU
+penalty ``(C - U) / (C + eps)`` rises from 0 to about 1 when one box moves by ``eps / side``, so its slope
+there is up to ``side / eps``. That is the slope of the eps-regularised metric (the exact one is 0/0).
+
+Precision: fp16 and bf16 boxes are computed in float32 and the result is returned in the input dtype
+(as torchvision's ``_upcast``): box areas of 256-px boxes already exceed fp16's 65504.
 
 eps enters exactly where written above and nowhere else. On ordinary boxes the values equal
 torchvision.ops (``box_iou``, ``generalized_box_iou``, ``distance_box_iou``, ``complete_box_iou``)
@@ -26,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_boxes, check_choice
+from ._checks import broadcast_batch, check_boxes, check_choice, check_eps
 from .boxes import BOX_FORMATS, BoxTerms, box_terms
 
 IOU_KINDS = ("iou", "giou", "diou", "ciou")
@@ -48,7 +58,7 @@ def pairwise_iou(
         ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
     """
     a, b = _pairwise_terms(boxes1, boxes2, kind, fmt, eps)
-    return _overlap(a, b, kind, eps)
+    return _in_input_dtype(_overlap(a, b, kind, eps), boxes1, boxes2)
 
 
 def pairwise_iou_and_distance(
@@ -61,12 +71,13 @@ def pairwise_iou_and_distance(
     """
     a, b = _pairwise_terms(boxes1, boxes2, "diou", fmt, eps)
     iou, _, excess_x, excess_y = _iou_and_excess(a, b, eps)
-    return iou, _centre_distance(a, b, b.w + excess_x, b.h + excess_y, eps)
+    distance = _centre_distance(a, b, b.w + excess_x, b.h + excess_y, eps)
+    return _in_input_dtype(iou, boxes1, boxes2), _in_input_dtype(distance, boxes1, boxes2)
 
 
 def _pairwise_terms(boxes1: object, boxes2: object, kind: str, fmt: str, eps: float) -> tuple[BoxTerms, BoxTerms]:
     """Checked per-box terms, ``boxes1``'s as columns ``[..., N, 1]`` and ``boxes2``'s as rows ``[..., 1, M]``."""
-    _check_args(boxes1, boxes2, kind, fmt, min_dim=2)
+    _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
     with_aspect = kind == "ciou"
     return (box_terms(boxes1, fmt, eps, with_aspect, layout="column"),
@@ -86,15 +97,17 @@ def aligned_iou(
     Returns:
         ``[..., N]``, the broadcast leading shape.
     """
-    _check_args(boxes1, boxes2, kind, fmt, min_dim=1)
+    _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=1)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     with_aspect = kind == "ciou"
-    return _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps)
+    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps)
+    return _in_input_dtype(overlap, boxes1, boxes2)
 
 
-def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: int) -> None:
+def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, eps: object, min_dim: int) -> None:
     check_choice("kind", kind, IOU_KINDS)
     check_choice("fmt", fmt, BOX_FORMATS)
+    check_eps(eps)
     check_boxes("boxes1", boxes1, min_dim)
     check_boxes("boxes2", boxes2, min_dim)
 
@@ -114,7 +127,7 @@ def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
         return diou
     angle_gap = a.aspect_angle - b.aspect_angle
     v = angle_gap * angle_gap
-    alpha = (v / (((1.0 + eps) - iou) + v)).detach()
+    alpha = (v / ((v + (1.0 - iou)) + eps)).detach()
     return diou - alpha * v
 
 
@@ -134,6 +147,12 @@ def _iou_and_excess(a: BoxTerms, b: BoxTerms, eps: float) -> tuple[torch.Tensor,
     return inter / union_eps, union_eps, excess_x, excess_y
 
 
+def _in_input_dtype(result: torch.Tensor, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """``result`` (computed in float32 for fp16/bf16 boxes, see :func:`box_terms`) in the inputs' promoted dtype."""
+    dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
+    return result if result.dtype == dtype else result.to(dtype)
+
+
 def _centre_distance(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: torch.Tensor, eps: float) -> torch.Tensor:
     """``ρ² / (cw² + ch² + eps)``: squared centre distance over the enclosing box's squared diagonal."""
     dx = a.cx - b.cx
@@ -148,7 +167,7 @@ class PairwiseIoU(nn.Module):
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
-        self.eps = float(eps)
+        self.eps = check_eps(eps)
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
         return pairwise_iou(boxes1, boxes2, self.kind, self.fmt, self.eps)

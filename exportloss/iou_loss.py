@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_choice, check_float_tensor
+from ._checks import broadcast_batch, check_choice, check_eps, check_float_tensor
 from ._reduction import check_reduction, reduce_loss
 from .boxes import BOX_FORMATS
 from .iou import IOU_KINDS, aligned_iou
@@ -35,7 +35,7 @@ class IoULoss(nn.Module):
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.reduction = check_reduction(reduction)
-        self.eps = float(eps)
+        self.eps = check_eps(eps)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         try:

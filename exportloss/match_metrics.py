@@ -32,7 +32,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._checks import check_boxes, check_choice, check_interval, check_number
+from ._checks import check_boxes, check_choice, check_eps, check_interval
 from ._numerics import is_finite
 from ._ties import first_argmax
 from .iou import IOU_KINDS, aligned_iou, pairwise_iou
@@ -92,7 +92,7 @@ def _check_config(thresholds, match_thr, loss_kind, eps) -> _Config:
         raise ValueError("thresholds must be a non-empty sequence of IoUs in (0, 1]; got ()")
     thresholds = tuple(check_interval(f"thresholds[{i}]", t, 0.0, 1.0, low_open=True) for i, t in enumerate(thresholds))
     match_thr = check_interval("match_thr", match_thr, 0.0, 1.0, low_open=True)
-    return _Config(thresholds, match_thr, loss_kind, check_number("eps", eps, 0.0, strict=True))
+    return _Config(thresholds, match_thr, loss_kind, check_eps(eps))
 
 
 def _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid) -> None:

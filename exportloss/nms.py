@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_float_tensor, check_interval, check_number
+from ._checks import check_choice, check_float_tensor, check_eps, check_interval, check_number
 from .iou import pairwise_iou, pairwise_iou_and_distance
 
 NMS_KINDS = ("iou", "diou")
@@ -138,7 +138,7 @@ def _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, cand
     if not (isinstance(score_thr, (int, float)) and math.isfinite(score_thr)):  # scores may be logits: any real
         raise ValueError(f"score_thr must be a finite number; got {score_thr!r}")
     diou_beta = check_number("diou_beta", diou_beta, 0.0, strict=True)
-    eps = check_number("eps", eps, 0.0, strict=True)
+    eps = check_eps(eps)
     if not (isinstance(max_det, int) and 1 <= max_det < TOPK_LIMIT):
         raise ValueError(f"max_det must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {max_det!r}")
     if iterations is not None and not (isinstance(iterations, int) and iterations >= 1):

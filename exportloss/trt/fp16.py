@@ -1,101 +1,187 @@
-"""Rewrite a float32 ONNX graph to compute in float16, keeping float32 inputs and outputs.
+"""Rewrite a float32 ONNX graph to compute in float16 under a declared precision policy.
 
 TensorRT 11 has no precision flags: networks are strongly typed, so an fp16 engine needs an ONNX graph
-whose tensors are fp16. This conversion is the in-package equivalent of exporting in fp16: float
-initializers and Constant values become fp16, ``Cast(to=FLOAT)`` becomes ``Cast(to=FLOAT16)``, and Cast
-nodes at the boundary keep the graph's interface in float32, so callers feed the same arrays as for
-fp32. fp16 overflows past 65504: graphs whose intermediates exceed it (e.g. areas of boxes in large
-pixel coordinates) give inf there, which verification reports.
+whose tensors are fp16. The conversion is onnxconverter-common's ``convert_float_to_float16`` (float
+initializers, Constant values, ``Cast(to=FLOAT)`` and value types become fp16, with Cast nodes inserted
+around the nodes it is told to keep in float32); the graph's inputs and outputs stay float32, so callers
+feed the same arrays as for fp32.
+
+Not every tensor can be fp16: fp16 overflows past 65504, and a 256-px box already has an area of 65536;
+4096-px coordinates are spaced 4 px apart in fp16. The policy, :func:`float32_nodes`:
+
+* **Pixel-scale tensors stay float32.** Box coordinates (by default :func:`pixel_inputs`: float graph
+  inputs shaped ``[..., 4]`` and named like the catalog's box inputs; ``pixel=`` names others) and everything computed from them: widths,
+  areas, products, sums, enclosing boxes, squared distances. A ``Div`` of two such quantities is
+  dimensionless (IoU, ``ρ²/c²``, the aspect ratio) and its output may be fp16.
+* **Operators in** :data:`FLOAT32_OPS` **run in float32**: reductions and MatMul/Gemm (sums over many
+  elements, whose fp16 accumulators lose the small terms and overflow), exponentials and logarithms
+  (``exp`` of a logit above 11 overflows fp16). Outputs of the summing and exponential ones are
+  pixel-scale for the rule above (they stay float32 until a Div brings them back to a ratio).
+* onnxconverter-common's own block list (operators without fp16 kernels in some runtimes: TopK,
+  CumSum, Min, Max, Range, NonMaxSuppression...) stays float32 as well.
+
+Everything else (elementwise arithmetic on ratios, probabilities and normalised features) computes in
+fp16. The fp16 tolerance of verification is ``exportloss.trt.runner.FP16_TOLERANCE``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+import onnx.numpy_helper
+from onnx import TensorProto
 
-DTYPE_ATTRIBUTES = ("to", "dtype")
-"""Attributes naming an output element type (Cast, EyeLike, Random*...)."""
+FLOAT32_OPS: Mapping[str, str] = {
+    **dict.fromkeys(("ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceProd",
+                     "CumSum", "MatMul", "Gemm", "Einsum"), "sum over many elements"),
+    **dict.fromkeys(("Exp", "Log", "Softplus", "Softmax", "LogSoftmax", "ReduceLogSumExp", "ReduceLogSum", "Pow"),
+                    "exponential or logarithm of large values"),
+}
+"""Operators that always compute in float32, with the reason."""
+
+LARGE_OUTPUT_OPS = frozenset({"ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceProd", "CumSum", "MatMul", "Gemm",
+                              "Einsum", "Exp", "Pow"})
+"""Operators of :data:`FLOAT32_OPS` whose outputs can exceed fp16's range: pixel-scale for the propagation rule."""
+
+SCALE_FREE_OPS = frozenset({"Div"})
+"""A ratio of two pixel-scale tensors is dimensionless: its output may be fp16."""
+
+FP16_MIN_SUBNORMAL = 5.960464477539063e-08
+FP16_MAX = 65504.0
 
 
-def to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` that computes in float16 with float32 graph inputs and outputs."""
-    converted = onnx.ModelProto()
-    converted.CopyFrom(model)
-    graph = converted.graph
-    _convert_graph(graph)
-    float_inputs = [v for v in graph.input if v.type.tensor_type.elem_type == TensorProto.FLOAT]
-    float_outputs = [v for v in graph.output if v.type.tensor_type.elem_type == TensorProto.FLOAT]
-    renamed = {v.name: f"{v.name}__fp16" for v in float_inputs}
-    for node in _nodes_with_subgraphs(graph):
-        node.input[:] = [renamed.get(name, name) for name in node.input]
-    produced = {v.name: f"{v.name}__fp16" for v in float_outputs}
-    for node in graph.node:
-        node.output[:] = [produced.get(name, name) for name in node.output]
-    casts_in = [helper.make_node("Cast", [v.name], [renamed[v.name]], to=TensorProto.FLOAT16, name=f"{v.name}_to_fp16")
-                for v in float_inputs]
-    casts_out = [helper.make_node("Cast", [produced[v.name]], [v.name], to=TensorProto.FLOAT, name=f"{v.name}_to_fp32")
-                 for v in float_outputs]
-    nodes = [*casts_in, *graph.node, *casts_out]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.value_info[:]  # stale types; TensorRT and onnxruntime infer them again
+BOX_INPUT_NAME = re.compile(r"box|^pred$|^target$|^anchors$")
+"""Names the catalog gives box inputs: ``boxes1``, ``boxes``, ``gt_boxes``, ``pred_boxes``, ``pred``, ``target``, ``anchors``."""
+
+
+def pixel_inputs(model: onnx.ModelProto) -> list[str]:
+    """Box coordinates, in pixels: float graph inputs shaped ``[..., 4]`` named like :data:`BOX_INPUT_NAME`."""
+    names = []
+    for value in model.graph.input:
+        tensor = value.type.tensor_type
+        dims = tensor.shape.dim
+        if (tensor.elem_type == TensorProto.FLOAT and dims and dims[-1].dim_value == 4
+                and BOX_INPUT_NAME.search(value.name)):
+            names.append(value.name)
+    return names
+
+
+def float32_nodes(model: onnx.ModelProto, pixel: Iterable[str] | None = None) -> dict[str, str]:
+    """Names of the nodes the policy keeps in float32, each with its reason (see the module docstring)."""
+    scaled = set(pixel_inputs(model) if pixel is None else pixel)
+    kept: dict[str, str] = {}
+    for node in model.graph.node:  # topological order, as the ONNX spec requires
+        if node.op_type in FLOAT32_OPS:
+            kept[node.name] = FLOAT32_OPS[node.op_type]
+            if node.op_type in LARGE_OUTPUT_OPS or any(i in scaled for i in node.input):
+                scaled.update(node.output)
+        elif any(i in scaled for i in node.input):
+            kept[node.name] = "pixel-scale or large input"
+            if node.op_type not in SCALE_FREE_OPS:
+                scaled.update(node.output)
+    return kept
+
+
+def to_float16(model: onnx.ModelProto, pixel: Iterable[str] | None = None) -> onnx.ModelProto:
+    """A copy of ``model`` computing in float16 where the policy allows, with float32 inputs and outputs.
+
+    ``pixel`` names the graph inputs holding pixel-scale values (default: :func:`pixel_inputs`).
+    """
+    from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    named = onnx.ModelProto()
+    named.CopyFrom(model)
+    taken = {node.name for node in named.graph.node}
+    for index, node in enumerate(named.graph.node):
+        if not node.name:  # the block list names nodes
+            node.name = next(f"{node.op_type}_{index}_{n}" for n in range(len(taken) + 1)
+                             if f"{node.op_type}_{index}_{n}" not in taken)
+            taken.add(node.name)
+    kept = float32_nodes(named, pixel)
+    blocked = {*DEFAULT_OP_BLOCK_LIST, *FLOAT32_OPS}
+    for node in named.graph.node:
+        # The converter retypes the output of an fp16 ``Cast(to=FLOAT)`` but leaves its ``to``: do it here.
+        if node.op_type == "Cast" and node.name not in kept and _cast_to(node) == TensorProto.FLOAT:
+            next(attr for attr in node.attribute if attr.name == "to").i = TensorProto.FLOAT16
+        if node.op_type == "Constant":
+            _constant_to_tensor(node)
+    converted = convert_float_to_float16(
+        named, keep_io_types=True, op_block_list=sorted(blocked),
+        node_block_list=list(kept), min_positive_val=FP16_MIN_SUBNORMAL, max_finite_val=FP16_MAX,
+        check_fp16_ready=False,  # the Cast rewrite above makes the float32 model look half-converted
+    )
+    _float32_outputs(converted.graph, {o.name for o in model.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT})
+    _drop_round_trips(converted.graph)
+    del converted.graph.value_info[:]  # stale after the rewiring; TensorRT and onnxruntime infer them again
     return converted
 
 
-def _convert_graph(graph: onnx.GraphProto) -> None:
-    for index, init in enumerate(graph.initializer):
-        if init.data_type == TensorProto.FLOAT:
-            graph.initializer[index].CopyFrom(_half(init))
-    for value in graph.value_info:
-        _retype(value)
+def _float32_outputs(graph: onnx.GraphProto, names: set[str]) -> None:
+    """Give float32 back to outputs the converter left in fp16 (1.16 does so when a blocked node produces
+    the output, despite ``keep_io_types``): the output Cast casts to FLOAT, or a Cast to FLOAT is appended."""
+    producers = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        if output.name not in names or output.type.tensor_type.elem_type != TensorProto.FLOAT16:
+            continue
+        output.type.tensor_type.elem_type = TensorProto.FLOAT
+        producer = producers[output.name]
+        if producer.op_type == "Cast":
+            next(attr for attr in producer.attribute if attr.name == "to").i = TensorProto.FLOAT
+            continue
+        half = f"{output.name}__fp16"
+        producer.output[list(producer.output).index(output.name)] = half
+        graph.node.append(onnx.helper.make_node("Cast", [half], [output.name], to=TensorProto.FLOAT,
+                                                name=f"{output.name}_to_fp32"))
+
+
+def _drop_round_trips(graph: onnx.GraphProto) -> None:
+    """Remove ``Cast(to=FLOAT16) -> Cast(to=FLOAT)`` round trips of float32 tensors.
+
+    The converter wraps every blocked node in casts and removes a pair between two blocked nodes only
+    when the tensor has a single consumer (1.16 compares ``to`` with 16/32 instead of FLOAT16/FLOAT for
+    several consumers), so a float32 area read twice would round-trip through fp16 and overflow.
+    """
+    inferred = onnx.shape_inference.infer_shapes(onnx.helper.make_model(graph))
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
+    types.update({init.name: init.data_type for init in graph.initializer})
+    producers = {out: node for node in graph.node for out in node.output}
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
     for node in graph.node:
-        _convert_node(node)
-
-
-def _convert_node(node: onnx.NodeProto) -> None:
-    for attr in node.attribute:
-        if attr.name in DTYPE_ATTRIBUTES and attr.type == onnx.AttributeProto.INT and attr.i == TensorProto.FLOAT:
-            attr.i = TensorProto.FLOAT16
-        elif attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT:
-            attr.t.CopyFrom(_half(attr.t))
-        elif attr.type == onnx.AttributeProto.GRAPH:
-            _convert_subgraph(attr.g)
-        for sub in attr.graphs:
-            _convert_subgraph(sub)
-    if node.op_type == "Constant":
-        _constant_to_tensor(node)
-
-
-def _convert_subgraph(graph: onnx.GraphProto) -> None:
-    """Subgraph inputs and outputs are internal tensors of the model: they become fp16 too."""
-    _convert_graph(graph)
-    for value in (*graph.input, *graph.output):
-        _retype(value)
+        if node.op_type != "Cast" or _cast_to(node) != TensorProto.FLOAT:
+            continue
+        source = producers.get(node.input[0])
+        if source is None or source.op_type != "Cast" or _cast_to(source) != TensorProto.FLOAT16:
+            continue
+        if types.get(source.input[0]) == TensorProto.FLOAT:
+            if node.output[0] in outputs:
+                node.input[0] = source.input[0]  # the graph output keeps its name: a float32 -> float32 Cast
+            else:
+                rename[node.output[0]] = source.input[0]
+    for node in graph.node:
+        node.input[:] = [rename.get(name, name) for name in node.input]
+    while True:
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(out in used for out in n.output)]
+        if not dead:
+            return
+        for node in dead:
+            graph.node.remove(node)
 
 
 def _constant_to_tensor(node: onnx.NodeProto) -> None:
-    """``Constant(value_float(s)=...)`` always outputs float32: rewrite it as an fp16 ``value`` tensor."""
+    """``Constant(value_float(s)=...)`` always outputs float32 and the converter skips it: make it a ``value`` tensor."""
     for index, attr in enumerate(node.attribute):
         if attr.name in ("value_float", "value_floats"):
-            array = np.array(attr.f if attr.name == "value_float" else list(attr.floats), dtype=np.float16)
+            array = np.array(attr.f if attr.name == "value_float" else list(attr.floats), dtype=np.float32)
             del node.attribute[index]
-            node.attribute.append(helper.make_attribute("value", numpy_helper.from_array(array, "value")))
+            node.attribute.append(onnx.helper.make_attribute("value", onnx.numpy_helper.from_array(array, "value")))
             return
 
 
-def _half(tensor: onnx.TensorProto) -> onnx.TensorProto:
-    return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), tensor.name)
-
-
-def _retype(value: onnx.ValueInfoProto) -> None:
-    if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-        value.type.tensor_type.elem_type = TensorProto.FLOAT16
-
-
-def _nodes_with_subgraphs(graph: onnx.GraphProto):
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                yield from _nodes_with_subgraphs(sub)
+def _cast_to(node: onnx.NodeProto) -> int:
+    return next(attr.i for attr in node.attribute if attr.name == "to")
