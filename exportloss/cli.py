@@ -73,6 +73,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .catalog.boxes import with_tile_rows
     from .export import export_graph
 
     entries = selected_entries(args)
@@ -81,6 +82,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("--shape applies to one graph at a time")
     for entry in entries:
         try:
+            if args.tile_rows is not None:
+                entry = with_tile_rows(entry, args.tile_rows)
             result = export_graph(entry, args.output, args.exporter, args.opset, entry.shapes(shapes))
         except ValueError as err:
             raise UsageError(str(err)) from None
@@ -295,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument("--shape", action="append", default=[], metavar="INPUT=D1xD2...",
                    help="override an input's static shape, e.g. boxes1=1x100x4 (one graph only)")
+    p.add_argument("--tile-rows", type=int, metavar="R",
+                   help="pairwise graphs: boxes1 rows per row tile (default: sized to a 2 MiB per-core cache; >= N: untiled)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="run exported graphs in onnxruntime against the eager references")
