@@ -34,7 +34,7 @@ class WarmWorker:
 
     def __init__(self, graph: str, size: str, shapes: dict, threads: int) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "exportloss.bench.warm"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-c", "from exportloss.bench.warm import serve; serve()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env={**os.environ, **WARM_ENV}, text=True,
         )
         self.pid = self._process.pid
@@ -87,7 +87,8 @@ def torch_backends(case, threads: int) -> dict[str, object]:
     return backends
 
 
-def _serve() -> None:
+def serve() -> None:
+    """The worker's side of the protocol, on stdin and stdout."""
     import torch
 
     from .cases import find_case
@@ -113,7 +114,3 @@ def _serve() -> None:
                 break
             protocol.write(json.dumps({"seconds": bursts[message["burst"]](message["calls"])}) + "\n")
             protocol.flush()
-
-
-if __name__ == "__main__":
-    _serve()
