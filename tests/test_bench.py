@@ -18,7 +18,7 @@ RATIOS = {"ort/eager", "ort/eager warm", "ort/anchor", "ort/anchor warm", "ort/f
 
 
 def tiny(graph: str, size: str, n: int = 40):
-    return dataclasses.replace(find_case(graph, size), shapes={"boxes1": (1, n, 4), "boxes2": (1, n, 4)})
+    return dataclasses.replace(find_case(graph, size), shapes={"boxes1": (1, n, 4), "boxes2": (1, n, 4)}, time_reference=True)
 
 
 def test_run_case_times_every_backend_in_both_allocator_states(tmp_path):

@@ -86,7 +86,8 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
     fns: dict[str, Callable[[], object]] = {"ort": lambda: session.run(None, inputs)}
     if not case.scaling_only:
         fns["eager"] = lambda: module(*args)
-        fns["reference"] = lambda: entry.reference(module, *args64)
+        if case.time_reference:
+            fns["reference"] = lambda: entry.reference(module, *args64)
         if case.anchor is not None:
             fns["anchor"] = lambda: case.anchor(*args)
     outputs = session.run(None, inputs)
