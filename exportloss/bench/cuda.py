@@ -7,7 +7,8 @@ Per row (:data:`CUDA_CASES`), all on device 0 with inputs already on the device:
 * ``ort graph``: the same with the provider option ``enable_cuda_graph`` (one captured CUDA graph
   replayed per run; needs every node on the CUDA provider); ``—`` with the reason where capture fails;
 * ``eager``: the torchvision function on CUDA tensors; ``compiled``: ``torch.compile`` of that function;
-* ``floor``: a device-to-device copy of the output's size (one read and one write of every output byte).
+* ``floor``: a device-to-device copy of as many bytes as the inputs and the output together (every
+  byte the graph must touch, read once and written once).
 
 Every timing synchronises the device before the clock stops. The target of each row: the faster of
 ``ort`` and ``ort graph`` is no slower than ``eager``. :func:`capture_report` tries CUDA-graph capture
@@ -251,7 +252,8 @@ def _run_case(case: CudaCase, workdir: Path) -> CudaRow:
             row.ms["compiled"] = _time(compiled)
         except Exception as err:  # noqa: BLE001 - report, do not abort the table
             row.notes["compiled"] = str(err).splitlines()[0][:200]
-        source = output.reshape(-1).clone()
+        moved = sum(t.numel() for t in device_inputs) + output.numel()
+        source = torch.ones(moved, dtype=torch.float32, device="cuda")
         target = torch.empty_like(source)
         row.ms["floor"] = _time(lambda: target.copy_(source))
     return row
