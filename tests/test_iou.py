@@ -306,3 +306,20 @@ def test_max_only_extents_equal_the_previous_formula(kind):
     torch.testing.assert_close(new, old, atol=1e-6, rtol=0)
     exact = pairwise_reference(b1.double(), b2.double(), kind)
     assert (new.double() - exact).abs().max() <= (old.double() - exact).abs().max() * 1.5 + 1e-7
+
+
+def test_export_tile_rows_option(tmp_path, capsys):
+    import onnx
+
+    from exportloss.cli import main
+
+    shape = ["--shape", "boxes1=1x40x4", "--shape", "boxes2=1x24x4"]
+    assert main(["export", "pairwise_iou", *shape, "--tile-rows", "16", "-o", str(tmp_path)]) == 0
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "pairwise_iou.onnx")).graph.node]
+    assert ops.count("Concat") == 1 and "Split" in ops
+    capsys.readouterr()
+    for argv, message in ((["pairwise_iou", "--tile-rows", "0"], "tile_rows must be a positive integer"),
+                          (["focal_loss", "--tile-rows", "8"], "--tile-rows applies to pairwise_iou")):
+        assert main(["export", *argv, "-o", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
