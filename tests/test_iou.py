@@ -201,3 +201,125 @@ def test_matches_torchvision_when_installed(ordinary):
     for kind, fn in (("giou", ops.generalized_box_iou_loss), ("diou", ops.distance_box_iou_loss),
                      ("ciou", ops.complete_box_iou_loss)):
         torch.testing.assert_close(exportloss.IoULoss(kind, reduction="none")(b1[:n], b2), fn(b1[:n], b2), atol=1e-5, rtol=0)
+
+
+# --- row tiles and the Max-only extents ------------------------------------------------------------
+
+
+def test_tile_rows_follow_the_cache_budget():
+    from exportloss.iou import MAX_TILES, tile_rows_for
+
+    assert tile_rows_for(700, 700) == 700  # one 1.9 MiB plane fits a 2 MiB cache: untiled
+    assert [tile_rows_for(n, n) for n in (1000, 3000, 4000)] == [256, 80, 64]
+    assert tile_rows_for(10_000, 10_000) * MAX_TILES >= 10_000
+    assert tile_rows_for(3000, 3000, cache_bytes=1 << 30) == 3000
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiled_equals_untiled_bit_for_bit_in_eager(kind):
+    rng = np.random.default_rng(3)
+    b1 = torch.from_numpy(random_boxes(rng, (2, 45, 4)))
+    b2 = torch.from_numpy(random_boxes(rng, (1, 31, 4)))
+    untiled = exportloss.pairwise_iou(b1, b2, kind, tile_rows=45)
+    for rows in (1, 8, 16, 44):
+        tiled = exportloss.pairwise_iou(b1, b2, kind, tile_rows=rows)
+        assert torch.equal(tiled.view(torch.int32), untiled.view(torch.int32)), rows
+    iou, distance = exportloss.pairwise_iou_and_distance(b1, b2, tile_rows=16)
+    iou_ref, distance_ref = exportloss.pairwise_iou_and_distance(b1, b2, tile_rows=45)
+    assert torch.equal(iou, iou_ref) and torch.equal(distance, distance_ref)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "64"])
+def test_tile_rows_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="tile_rows"):
+        exportloss.PairwiseIoU("iou", tile_rows=bad)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiled_graph_equals_untiled_graph_and_stays_within_the_static_checks(tmp_path, kind):
+    """Export the same graph tiled (3 uneven tiles) and untiled: onnxruntime gives the same bits, the tiled
+    graph adds only Split/Slice/Concat to the untiled graph's operators (so the TensorRT and CUDA-provider
+    tables that accept the untiled graph accept it), has no Loop, and passes every TensorRT table."""
+    import onnxruntime as ort
+
+    from exportloss import catalog
+    from exportloss.catalog.boxes import with_tile_rows
+    from exportloss.export import export_model
+    from exportloss.graph_checks import op_histogram
+    from exportloss.trt import check_versions
+
+    entry = catalog.get(f"pairwise_{kind}")
+    shapes = entry.shapes({"boxes1": (1, 40, 4), "boxes2": (1, 24, 4)})
+    untiled = export_model(with_tile_rows(entry, 40), shapes=shapes)
+    tiled = export_model(with_tile_rows(entry, 16), shapes=shapes)
+    untiled_ops, tiled_ops = op_histogram(untiled), op_histogram(tiled)
+    assert set(tiled_ops) - set(untiled_ops) <= {"Split", "Slice", "Concat"} and tiled_ops["Concat"] >= 1
+    assert "Loop" not in tiled_ops
+    assert all(report.compatible for report in check_versions(tiled))
+    for case in entry.verification_cases(shapes):
+        outputs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, case.inputs)[0]
+                   for m in (untiled, tiled)]
+        assert np.array_equal(outputs[0].view(np.int32), outputs[1].view(np.int32)), case.name
+
+
+def _today_iou_and_excess(a, b, eps):
+    """Frozen copy of the intersection/enclosure formula before the Max-only extents (for the test below)."""
+    excess_x = torch.relu(a.x2 - b.x2) + torch.relu(b.x1 - a.x1)
+    excess_y = torch.relu(a.y2 - b.y2) + torch.relu(b.y1 - a.y1)
+    inter = torch.relu(a.w - excess_x) * torch.relu(a.h - excess_y)
+    union_eps = ((a.area + eps) + b.area) - inter
+    return inter / union_eps, union_eps, b.w + excess_x, b.h + excess_y
+
+
+def _today_pairwise(b1, b2, kind, eps=1e-7):
+    from exportloss.boxes import box_terms
+    from exportloss.iou import _centre_distance
+
+    a, b = box_terms(b1, "xyxy", eps, kind == "ciou", "column"), box_terms(b2, "xyxy", eps, kind == "ciou", "row")
+    iou, union_eps, enclose_w, enclose_h = _today_iou_and_excess(a, b, eps)
+    if kind == "iou":
+        return iou
+    if kind == "giou":
+        enclose_area = enclose_w * enclose_h
+        return iou - (enclose_area - (union_eps - eps)) / (enclose_area + eps)
+    diou = iou - _centre_distance(a, b, enclose_w, enclose_h, eps)
+    if kind == "diou":
+        return diou
+    v = (a.aspect_angle - b.aspect_angle) ** 2
+    return diou - (v / (((1.0 + eps) - iou) + v)) * v
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_max_only_extents_equal_the_previous_formula(kind):
+    """On integer pixel coordinates (every coordinate difference exact in float32) the Max-only extents give
+    today's values exactly, for ordinary, degenerate and far-apart boxes. On arbitrary float coordinates
+    each extent is one rounding instead of two, so the results stay within float32 rounding of the previous
+    ones and no further from float64."""
+    rng = np.random.default_rng(11)
+    pixels = torch.from_numpy(np.round(random_boxes(rng, (300, 4), scale=1280.0)))
+    degenerate = torch.tensor([pair for pairs in DEGENERATE_PAIRS for pair in pairs])
+    for b1, b2 in ((pixels[:170], pixels[170:]), (degenerate, degenerate)):
+        assert torch.equal(exportloss.pairwise_iou(b1, b2, kind), _today_pairwise(b1, b2, kind))
+    b1 = torch.from_numpy(random_boxes(rng, (150, 4)))
+    b2 = torch.from_numpy(random_boxes(rng, (140, 4)))
+    new, old = exportloss.pairwise_iou(b1, b2, kind), _today_pairwise(b1, b2, kind)
+    torch.testing.assert_close(new, old, atol=1e-6, rtol=0)
+    exact = pairwise_reference(b1.double(), b2.double(), kind)
+    assert (new.double() - exact).abs().max() <= (old.double() - exact).abs().max() * 1.5 + 1e-7
+
+
+def test_export_tile_rows_option(tmp_path, capsys):
+    import onnx
+
+    from exportloss.cli import main
+
+    shape = ["--shape", "boxes1=1x40x4", "--shape", "boxes2=1x24x4"]
+    assert main(["export", "pairwise_iou", *shape, "--tile-rows", "16", "-o", str(tmp_path)]) == 0
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "pairwise_iou.onnx")).graph.node]
+    assert ops.count("Concat") == 1 and "Split" in ops
+    capsys.readouterr()
+    for argv, message in ((["pairwise_iou", "--tile-rows", "0"], "tile_rows must be a positive integer"),
+                          (["focal_loss", "--tile-rows", "8"], "--tile-rows applies to pairwise_iou")):
+        assert main(["export", *argv, "-o", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from ..iou import IOU_KINDS, AlignedIoU, PairwiseIoU
+from ..iou import IOU_KINDS, AlignedIoU, PairwiseIoU, check_tile_rows
 from ..iou_loss import IoULoss
 from ..reference.boxes import aligned_reference, iou_loss_reference, pairwise_reference
 from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
@@ -59,6 +61,24 @@ def box_edge_cases(names: tuple[str, str]):
         ]
 
     return edge_cases
+
+
+TILED_GRAPHS = tuple(f"pairwise_{kind}" for kind in IOU_KINDS)
+"""Graphs whose ``boxes1`` rows are tiled (see :mod:`exportloss.iou`); ``--tile-rows`` overrides their tile height."""
+
+
+def with_tile_rows(entry: GraphEntry, tile_rows: int) -> GraphEntry:
+    """``entry``, one of :data:`TILED_GRAPHS`, built with ``tile_rows`` rows per tile instead of the cache-sized default."""
+    if entry.name not in TILED_GRAPHS:
+        raise ValueError(f"--tile-rows applies to {', '.join(TILED_GRAPHS)}; got {entry.name!r}")
+    check_tile_rows(tile_rows)
+
+    def build():
+        module = entry.build()
+        module.tile_rows = tile_rows
+        return module
+
+    return dataclasses.replace(entry, build=build)
 
 
 def _register_box_family() -> None:
