@@ -36,7 +36,8 @@ duplicates (a corner that is also a crossing) add ``cross(p, p) = 0`` in either 
 padding points all equal the first point. So the result does not depend on how a backend breaks
 TopK ties; ``tests/test_rotated.py`` checks that by reversing and shuffling the candidates.
 
-Values: IoU = ``I / (area_A + area_B − I + eps)``; 0 for boxes of zero area. Gradients are finite
+Values: IoU = ``I / (area_A + area_B − I + eps)`` with ``I`` capped at ``min(area_A, area_B)`` (so
+IoU <= 1 whatever the rounding); 0 for boxes of zero area. Gradients are finite
 everywhere: divisions are guarded before they happen (the crossing parameter's denominator is
 replaced where it is smaller than the tolerance), and the ordering carries no gradient. Error
 against an exact float64 polygon clipper: below 1e-6 on ordinary boxes, and bounded by the
@@ -67,7 +68,8 @@ ROTATED_KINDS = ("iou", "probiou")
 MMROTATE_VERSIONS = ("oc", "le90", "le135")
 INCLUSION_TOLERANCE = 1e-6
 """Relative tolerance of the inclusion tests, times ``w_A + h_A + w_B + h_B`` (see the module docstring)."""
-CANDIDATES = 24
+ROW_BLOCK = 256
+"""Rows of ``boxes1`` per block in :func:`rotated_pairwise_iou`'s exact IoU."""
 _INVALID_KEY = 8.0
 """Sort key of invalid candidates: pseudo-angles lie in [0, 4]."""
 _CORNER_SIGNS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
@@ -260,9 +262,11 @@ def _polygon_area(px: torch.Tensor, py: torch.Tensor, valid: torch.Tensor) -> to
 
 
 def _iou(a: _RotatedTerms, b: _RotatedTerms, eps: float) -> torch.Tensor:
-    inter = _intersection_area(a, b)
-    union = (a.w * a.h + eps) + b.w * b.h - inter
-    return inter / union
+    area_a, area_b = a.w * a.h, b.w * b.h
+    # Points admitted by the tolerance may add a rounding error's worth of area: cap I at the smaller
+    # area, so that IoU never exceeds 1.
+    inter = torch.minimum(_intersection_area(a, b), torch.minimum(area_a, area_b))
+    return inter / ((area_a + eps) + area_b - inter)
 
 
 # --------------------------------------------------------------------------------------------- ProbIoU
@@ -313,12 +317,19 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
         eps: stabiliser, placed as in the module docstring.
 
     Returns:
-        ``[..., N, M]``. The exact IoU builds ``[..., N, M, 24]`` intermediates: about 100 bytes per
-        pair and candidate at the peak, so split very large N·M into blocks of rows.
+        ``[..., N, M]``. The exact IoU works on blocks of :data:`ROW_BLOCK` rows of ``boxes1`` at a
+        time, so its ``[..., rows, M, 24]`` intermediates stay bounded (peak memory measured at
+        N = M = 1000: onnxruntime 0.93 GiB in one block, 0.40 GiB in blocks of 256 rows; eager
+        PyTorch 2.2 and 0.7 GiB); exported graphs hold one copy of the block computation per block.
     """
     _check_pair(boxes1, boxes2, kind, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
-    return _METRICS[kind](_terms(boxes1, "column"), _terms(boxes2, "row"), eps)
+    b = _terms(boxes2, "row")
+    if kind == "probiou":
+        return _probiou(_terms(boxes1, "column"), b, eps)
+    # Blocks of rows bound the [..., rows, M, 24] intermediates; a static loop, unrolled in exported graphs.
+    blocks = [_iou(_terms(rows, "column"), b, eps) for rows in boxes1.split(ROW_BLOCK, dim=-2)]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
 
 
 def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
