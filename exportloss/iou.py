@@ -11,6 +11,25 @@ distance ``ρ²`` and eps (default ``1e-7``):
   and ``α = v / (1 - IoU + v + eps)``; α carries no gradient (it is detached), as in torchvision,
   mmdet and ultralytics.
 
+Three more kinds, each as its source defines it (``dx, dy`` = centre of ``b`` minus centre of ``a``):
+
+* EIoU, mmdet's ``eiou_loss`` (Extended-IoU of Peng & Yu, *not* the Focal-EIoU of Zhang et al.):
+  ``I_s / (area_a + area_b − I_s + eps)`` with the *signed* intersection ``I_s``, which equals ``I``
+  for overlapping boxes and turns negative for disjoint ones (so EIoU < 0 there). With the enclosing box's top-left ``(ex, ey)`` and the
+  intersection's corner coordinates ``lo_x = max(x1)``, ``hi_x = min(x2)`` (likewise y), measured
+  from ``(ex, ey)``: ``I_s = hi_x·hi_y + min(lo_x, hi_x)·min(lo_y, hi_y) − lo_x·max(lo_y, hi_y) −
+  max(lo_x, hi_x)·lo_y``. :class:`~exportloss.IoULoss` applies mmdet's smooth knee to it.
+* SIoU (Gevorgyan 2022; mmdet's ``siou_loss`` with ``neg_gamma=True``, the paper's sign):
+  ``IoU − (Δ + Ω)/2``; angle cost ``Λ = sin 2α = 2·|dx·dy| / (dx² + dy² + eps)`` (mmdet writes it
+  ``cos(2·asin(sin α) − π/2)``, the same number), ``γ = Λ − 2``, distance cost
+  ``Δ = 2 − exp(γ·dx²/(cw² + eps)) − exp(γ·dy²/(ch² + eps))``, shape cost
+  ``Ω = Σ_{w,h} (1 − exp(−|w_a − w_b| / (max(w_a, w_b) + eps)))⁴``. mmdet's default
+  ``neg_gamma=False`` flips γ's sign, which makes Δ negative and unbounded; this kind follows the paper.
+  mmdet clamps its loss to ``1 − clamp(SIoU, −1, 1)``; here SIoU is not clamped (it stays above −1.1).
+* α-IoU (He et al. 2021): ``max(IoU, eps)^α``, ``alpha`` (default 3, the paper's and YOLO recipes'
+  choice) being the power; only plain IoU is raised to it. The floor at eps keeps the gradient
+  finite for ``α < 1``.
+
 eps enters exactly where written above and nowhere else. On ordinary boxes the values equal
 torchvision.ops (``box_iou``, ``generalized_box_iou``, ``distance_box_iou``, ``complete_box_iou``)
 within 1e-5; unlike torchvision they stay finite, with finite gradients, on zero-area boxes: two
@@ -26,14 +45,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_boxes, check_choice
+from ._checks import broadcast_batch, check_boxes, check_choice, check_number
 from .boxes import BOX_FORMATS, BoxTerms, box_terms
 
-IOU_KINDS = ("iou", "giou", "diou", "ciou")
+IOU_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "siou", "alpha_iou")
 
 
 def pairwise_iou(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7,
+    alpha: float = 3.0,
 ) -> torch.Tensor:
     """Overlap of every box in ``boxes1`` with every box in ``boxes2``.
 
@@ -43,12 +63,13 @@ def pairwise_iou(
         kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"`` (formulas in the module docstring).
         fmt: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
         eps: stabiliser, placed as in the module docstring.
+        alpha: the power of ``kind="alpha_iou"``; ignored by the other kinds.
 
     Returns:
         ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
     """
     a, b = _pairwise_terms(boxes1, boxes2, kind, fmt, eps)
-    return _overlap(a, b, kind, eps)
+    return _overlap(a, b, kind, eps, alpha)
 
 
 def pairwise_iou_and_distance(
@@ -74,14 +95,15 @@ def _pairwise_terms(boxes1: object, boxes2: object, kind: str, fmt: str, eps: fl
 
 
 def aligned_iou(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7,
+    alpha: float = 3.0,
 ) -> torch.Tensor:
     """Overlap of corresponding boxes: ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``.
 
     Args:
         boxes1: ``[..., N, 4]`` floating boxes in ``fmt`` (a single box ``[4]`` works too).
         boxes2: ``[..., N, 4]``; all leading dimensions broadcast with ``boxes1``'s.
-        kind, fmt, eps: as for :func:`pairwise_iou`.
+        kind, fmt, eps, alpha: as for :func:`pairwise_iou`.
 
     Returns:
         ``[..., N]``, the broadcast leading shape.
@@ -89,7 +111,7 @@ def aligned_iou(
     _check_args(boxes1, boxes2, kind, fmt, min_dim=1)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     with_aspect = kind == "ciou"
-    return _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps)
+    return _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps, alpha)
 
 
 def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: int) -> None:
@@ -99,10 +121,16 @@ def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, min_dim: in
     check_boxes("boxes2", boxes2, min_dim)
 
 
-def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
+def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float, alpha: float = 3.0) -> torch.Tensor:
+    if kind == "eiou":
+        return _extended_iou(a, b, eps)
     iou, union_eps, excess_x, excess_y = _iou_and_excess(a, b, eps)
     if kind == "iou":
         return iou
+    if kind == "alpha_iou":
+        return iou.clamp(min=eps).pow(alpha)
+    if kind == "siou":
+        return iou - _siou_costs(a, b, b.w + excess_x, b.h + excess_y, eps)
     enclose_w = b.w + excess_x
     enclose_h = b.h + excess_y
     if kind == "giou":
@@ -116,6 +144,27 @@ def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
     v = angle_gap * angle_gap
     alpha = (v / (((1.0 + eps) - iou) + v)).detach()
     return diou - alpha * v
+
+
+def _extended_iou(a: BoxTerms, b: BoxTerms, eps: float) -> torch.Tensor:
+    """EIoU: signed intersection over ``union + eps`` (module docstring)."""
+    ex, ey = torch.minimum(a.x1, b.x1), torch.minimum(a.y1, b.y1)
+    lo_x, lo_y = torch.maximum(a.x1, b.x1) - ex, torch.maximum(a.y1, b.y1) - ey
+    hi_x, hi_y = torch.minimum(a.x2, b.x2) - ex, torch.minimum(a.y2, b.y2) - ey
+    signed = (hi_x * hi_y + torch.minimum(lo_x, hi_x) * torch.minimum(lo_y, hi_y)
+              - lo_x * torch.maximum(lo_y, hi_y) - torch.maximum(lo_x, hi_x) * lo_y)
+    return signed / (((a.area + eps) + b.area) - signed)
+
+
+def _siou_costs(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: torch.Tensor, eps: float) -> torch.Tensor:
+    """SIoU's ``(Δ + Ω) / 2`` (module docstring)."""
+    dx, dy = b.cx - a.cx, b.cy - a.cy
+    dx2, dy2 = dx * dx, dy * dy
+    gamma = 2.0 * (dx * dy).abs() / (dx2 + dy2 + eps) - 2.0
+    distance = 2.0 - torch.exp(gamma * dx2 / (enclose_w * enclose_w + eps)) - torch.exp(gamma * dy2 / (enclose_h * enclose_h + eps))
+    shape_w = 1.0 - torch.exp(-(a.w - b.w).abs() / (torch.maximum(a.w, b.w) + eps))
+    shape_h = 1.0 - torch.exp(-(a.h - b.h).abs() / (torch.maximum(a.h, b.h) + eps))
+    return 0.5 * (distance + shape_w.pow(4) + shape_h.pow(4))
 
 
 def _iou_and_excess(a: BoxTerms, b: BoxTerms, eps: float) -> tuple[torch.Tensor, ...]:
@@ -144,21 +193,22 @@ def _centre_distance(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_
 class PairwiseIoU(nn.Module):
     """Module form of :func:`pairwise_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., M, 4]) -> [..., N, M]``."""
 
-    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7) -> None:
+    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7, alpha: float = 3.0) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.eps = float(eps)
+        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-        return pairwise_iou(boxes1, boxes2, self.kind, self.fmt, self.eps)
+        return pairwise_iou(boxes1, boxes2, self.kind, self.fmt, self.eps, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, fmt={self.fmt!r}, eps={self.eps}"
+        return f"kind={self.kind!r}, fmt={self.fmt!r}, eps={self.eps}" + (f", alpha={self.alpha}" if self.kind == "alpha_iou" else "")
 
 
 class AlignedIoU(PairwiseIoU):
     """Module form of :func:`aligned_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., N, 4]) -> [..., N]``."""
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-        return aligned_iou(boxes1, boxes2, self.kind, self.fmt, self.eps)
+        return aligned_iou(boxes1, boxes2, self.kind, self.fmt, self.eps, self.alpha)
