@@ -163,6 +163,8 @@ def default_cases() -> list[BenchCase]:
         # Reported against greedy NMS, without a target: the gap is explained in the README.
         add(graph, "B=2, N=1000, 80 classes", {}, "batched_nms", _greedy_nms_anchor)
 
+    add("rotated_pairwise_iou", "N=M=1000", {"boxes1": (1, 1000, 5), "boxes2": (1, 1000, 5)}, time_reference=False)
+
     known = {case.graph for case in cases}
     for graph in catalog.names():
         if graph not in known:
