@@ -215,21 +215,23 @@ def _intersection_area(a: _RotatedTerms, b: _RotatedTerms) -> torch.Tensor:
     ay_next = torch.cat([ay[..., 1:], ay[..., :1]], dim=-1)
     sides = torch.tensor([1.0, -1.0], dtype=ax.dtype, device=ax.device)
     cross_x, cross_y, cross_ok = [], [], []
-    for along, other, along_next, other_next, half_along, half_other in (
-        (ax, ay, ax_next, ay_next, half_wb_, half_hb_),
-        (ay, ax, ay_next, ax_next, half_hb_, half_wb_),
-    ):
+    for vertical_lines in (True, False):
+        # "along" is the coordinate the lines fix (x for x = ±w_B/2), "other" the one along the lines.
+        along, along_next, half_along = (ax, ax_next, half_wb_) if vertical_lines else (ay, ay_next, half_hb_)
+        other, other_next, half_other = (ay, ay_next, half_hb_) if vertical_lines else (ax, ax_next, half_wb_)
         line = (half_along * sides).unsqueeze(-2)  # [..., 1, 2]
-        start = along.unsqueeze(-1) - line  # signed offsets of the edge's ends from each line
+        start = along.unsqueeze(-1) - line  # signed offsets of the edge's ends from each line, [..., 4, 2]
         end = along_next.unsqueeze(-1) - line
         step = start - end
+        # An edge within the tolerance of parallel to a line has no well-defined crossing; its corners
+        # (inclusion-tested with the same tolerance) already carry the polygon there.
         steep = step.abs() > tol_.unsqueeze(-1)
         t = (start / torch.where(steep, step, torch.ones_like(step))).clamp(0.0, 1.0)
         at = other.unsqueeze(-1) + t * (other_next - other).unsqueeze(-1)
         ok = steep & ((start <= 0) != (end <= 0)) & (at.abs() <= (half_other + tol_).unsqueeze(-1))
-        on_line = (line + torch.zeros_like(at))
-        cross_x.append((on_line if along is ax else at).flatten(-2))
-        cross_y.append((at if along is ax else on_line).flatten(-2))
+        on_line = line.expand_as(at)
+        cross_x.append((on_line if vertical_lines else at).flatten(-2))
+        cross_y.append((at if vertical_lines else on_line).flatten(-2))
         cross_ok.append(ok.flatten(-2))
 
     px = torch.cat([ax, bx.expand_as(ax), *cross_x], dim=-1)  # [..., 24]

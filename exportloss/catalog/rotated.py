@@ -127,11 +127,11 @@ def _register_rotated_family() -> None:
     loss = ("pred", "target")
     for name, summary, module_class, reference, kind, shapes, output in (
         ("rotated_pairwise_iou", "exact rotated IoU of every boxes1 box with every boxes2 box (cx, cy, w, h, theta)",
-         RotatedPairwiseIoU, rotated_pairwise_reference, "iou", ((2, 64, 5), (2, 48, 5)), "iou"),
+         RotatedPairwiseIoU, rotated_pairwise_reference, "iou", ((2, 40, 5), (2, 32, 5)), "iou"),
         ("rotated_aligned_iou", "exact rotated IoU of boxes1[i] with boxes2[i] (cx, cy, w, h, theta)",
          RotatedAlignedIoU, rotated_aligned_reference, "iou", ((2, 256, 5), (2, 256, 5)), "iou"),
         ("probiou_pairwise", "ProbIoU (Gaussian Bhattacharyya) of every boxes1 box with every boxes2 box",
-         RotatedPairwiseIoU, rotated_pairwise_reference, "probiou", ((2, 64, 5), (2, 48, 5)), "probiou"),
+         RotatedPairwiseIoU, rotated_pairwise_reference, "probiou", ((2, 40, 5), (2, 32, 5)), "probiou"),
     ):
         register(GraphEntry(
             name=name,
