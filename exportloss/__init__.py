@@ -26,6 +26,13 @@ from .assign import Assignment, MaxIoUAssigner, max_iou_assign
 from .nms import NMS_KINDS, ClusterNMS, Detections, FastNMS, cluster_nms, fast_nms
 from .match_metrics import MatchMetrics, Metrics, match_metrics
 
+# Rotated boxes
+from .rotated import (
+    ROTATED_KINDS, RotatedAlignedIoU, RotatedIoULoss, RotatedPairwiseIoU, polygon_to_rotated, probiou,
+    rotated_aligned_iou, rotated_pairwise_iou, rotated_to_polygon, to_mmrotate,
+)
+from .rotated_nms import RotatedClusterNMS, rotated_cluster_nms
+
 __all__ = [
     "BOX_FORMATS", "IOU_KINDS", "AlignedIoU", "IoULoss", "PairwiseIoU", "aligned_iou", "convert_boxes", "pairwise_iou",
     "pairwise_iou_and_distance",
@@ -35,4 +42,7 @@ __all__ = [
     "Assignment", "MaxIoUAssigner", "max_iou_assign",
     "NMS_KINDS", "ClusterNMS", "Detections", "FastNMS", "cluster_nms", "fast_nms",
     "MatchMetrics", "Metrics", "match_metrics",
+    "ROTATED_KINDS", "RotatedAlignedIoU", "RotatedIoULoss", "RotatedPairwiseIoU", "polygon_to_rotated", "probiou",
+    "rotated_aligned_iou", "rotated_pairwise_iou", "rotated_to_polygon", "to_mmrotate",
+    "RotatedClusterNMS", "rotated_cluster_nms",
 ]

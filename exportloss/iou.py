@@ -21,6 +21,25 @@ there is up to ``side / eps``. That is the slope of the eps-regularised metric (
 Precision: fp16 and bf16 boxes are computed in float32 and the result is returned in the input dtype
 (as torchvision's ``_upcast``): box areas of 256-px boxes already exceed fp16's 65504.
 
+Three more kinds, each as its source defines it (``dx, dy`` = centre of ``b`` minus centre of ``a``):
+
+* EIoU, mmdet's ``eiou_loss`` (Extended-IoU of Peng & Yu, *not* the Focal-EIoU of Zhang et al.):
+  ``I_s / (area_a + area_b − I_s + eps)`` with the *signed* intersection ``I_s``, which equals ``I``
+  for overlapping boxes and turns negative for disjoint ones (so EIoU < 0 there). With the enclosing box's top-left ``(ex, ey)`` and the
+  intersection's corner coordinates ``lo_x = max(x1)``, ``hi_x = min(x2)`` (likewise y), measured
+  from ``(ex, ey)``: ``I_s = hi_x·hi_y + min(lo_x, hi_x)·min(lo_y, hi_y) − lo_x·max(lo_y, hi_y) −
+  max(lo_x, hi_x)·lo_y``. :class:`~exportloss.IoULoss` applies mmdet's smooth knee to it.
+* SIoU (Gevorgyan 2022; mmdet's ``siou_loss`` with ``neg_gamma=True``, the paper's sign):
+  ``IoU − (Δ + Ω)/2``; angle cost ``Λ = sin 2α = 2·|dx·dy| / (dx² + dy² + eps)`` (mmdet writes it
+  ``cos(2·asin(sin α) − π/2)``, the same number), ``γ = Λ − 2``, distance cost
+  ``Δ = 2 − exp(γ·dx²/(cw² + eps)) − exp(γ·dy²/(ch² + eps))``, shape cost
+  ``Ω = Σ_{w,h} (1 − exp(−|w_a − w_b| / (max(w_a, w_b) + eps)))⁴``. mmdet's default
+  ``neg_gamma=False`` flips γ's sign, which makes Δ negative and unbounded; this kind follows the paper.
+  mmdet clamps its loss to ``1 − clamp(SIoU, −1, 1)``; here SIoU is not clamped (it stays above −1.1).
+* α-IoU (He et al. 2021): ``max(IoU, eps)^α``, ``alpha`` (default 3, the paper's and YOLO recipes'
+  choice) being the power; only plain IoU is raised to it. The floor at eps keeps the gradient
+  finite for ``α < 1``.
+
 eps enters exactly where written above and nowhere else. On ordinary boxes the values equal
 torchvision.ops (``box_iou``, ``generalized_box_iou``, ``distance_box_iou``, ``complete_box_iou``)
 within 1e-5; unlike torchvision they stay finite, with finite gradients, on zero-area boxes: two
@@ -45,10 +64,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_boxes, check_choice, check_eps
+from ._checks import broadcast_batch, check_boxes, check_choice, check_eps, check_number
 from .boxes import BOX_FORMATS, BoxTerms, box_terms
 
-IOU_KINDS = ("iou", "giou", "diou", "ciou")
+IOU_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "siou", "alpha_iou")
 
 CACHE_BYTES_PER_CORE = 2 << 20
 """The per-core cache a pairwise tile is sized for: 2 MiB, the L2 of one core of current Xeon server parts
@@ -78,6 +97,7 @@ def tile_rows_for(n: int, m: int, cache_bytes: int = CACHE_BYTES_PER_CORE, items
 
 def pairwise_iou(
     boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7,
+    alpha: float = 3.0,
     tile_rows: int | None = None,
 ) -> torch.Tensor:
     """Overlap of every box in ``boxes1`` with every box in ``boxes2``.
@@ -85,9 +105,11 @@ def pairwise_iou(
     Args:
         boxes1: ``[..., N, 4]`` floating boxes in ``fmt``.
         boxes2: ``[..., M, 4]`` floating boxes in ``fmt``; leading dimensions broadcast with ``boxes1``'s.
-        kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"`` (formulas in the module docstring).
+        kind: one of :data:`IOU_KINDS` (``"iou"``, ``"giou"``, ``"diou"``, ``"ciou"``, ``"eiou"``, ``"siou"``,
+            ``"alpha_iou"``; formulas in the module docstring).
         fmt: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
         eps: stabiliser, placed as in the module docstring.
+        alpha: the power of ``kind="alpha_iou"``; ignored by the other kinds.
         tile_rows: rows of ``boxes1`` per row tile (module docstring); ``None`` sizes tiles by
             :func:`tile_rows_for`, a value ``>= N`` computes untiled. The result is the same either way.
 
@@ -95,7 +117,9 @@ def pairwise_iou(
         ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
     """
     a, b = _pairwise_terms(boxes1, boxes2, kind, fmt, eps)
-    return _in_input_dtype(_by_row_tiles(lambda tile: (_overlap(tile, b, kind, eps),), a, b, tile_rows)[0], boxes1, boxes2)
+    return _in_input_dtype(
+        _by_row_tiles(lambda tile: (_overlap(tile, b, kind, eps, alpha),), a, b, tile_rows)[0], boxes1, boxes2
+    )
 
 
 def pairwise_iou_and_distance(
@@ -148,14 +172,15 @@ def _pairwise_terms(boxes1: object, boxes2: object, kind: str, fmt: str, eps: fl
 
 
 def aligned_iou(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7,
+    alpha: float = 3.0,
 ) -> torch.Tensor:
     """Overlap of corresponding boxes: ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``.
 
     Args:
         boxes1: ``[..., N, 4]`` floating boxes in ``fmt`` (a single box ``[4]`` works too).
         boxes2: ``[..., N, 4]``; all leading dimensions broadcast with ``boxes1``'s.
-        kind, fmt, eps: as for :func:`pairwise_iou`.
+        kind, fmt, eps, alpha: as for :func:`pairwise_iou`.
 
     Returns:
         ``[..., N]``, the broadcast leading shape.
@@ -163,7 +188,7 @@ def aligned_iou(
     _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=1)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     with_aspect = kind == "ciou"
-    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps)
+    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps, alpha)
     return _in_input_dtype(overlap, boxes1, boxes2)
 
 
@@ -175,11 +200,17 @@ def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, eps: object
     check_boxes("boxes2", boxes2, min_dim)
 
 
-def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
+def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float, alpha: float = 3.0) -> torch.Tensor:
+    if kind == "eiou":
+        return _extended_iou(a, b, eps)
     iou, union_eps = _iou_and_union(a, b, eps)
     if kind == "iou":
         return iou
+    if kind == "alpha_iou":
+        return iou.clamp(min=eps).pow(alpha)
     enclose_w, enclose_h = _enclosing_extents(a, b)
+    if kind == "siou":
+        return iou - _siou_costs(a, b, enclose_w, enclose_h, eps)
     if kind == "giou":
         enclose_area = enclose_w * enclose_h
         # (C - U) / (C + eps), with U = union_eps - eps.
@@ -189,8 +220,29 @@ def _overlap(a: BoxTerms, b: BoxTerms, kind: str, eps: float) -> torch.Tensor:
         return diou
     angle_gap = a.aspect_angle - b.aspect_angle
     v = angle_gap * angle_gap
-    alpha = (v / ((v + (1.0 - iou)) + eps)).detach()
-    return diou - alpha * v
+    trade_off = (v / ((v + (1.0 - iou)) + eps)).detach()  # CIoU's α (the docstring's), not alpha_iou's power
+    return diou - trade_off * v
+
+
+def _extended_iou(a: BoxTerms, b: BoxTerms, eps: float) -> torch.Tensor:
+    """EIoU: signed intersection over ``union + eps`` (module docstring)."""
+    ex, ey = torch.minimum(a.x1, b.x1), torch.minimum(a.y1, b.y1)
+    lo_x, lo_y = torch.maximum(a.x1, b.x1) - ex, torch.maximum(a.y1, b.y1) - ey
+    hi_x, hi_y = torch.minimum(a.x2, b.x2) - ex, torch.minimum(a.y2, b.y2) - ey
+    signed = (hi_x * hi_y + torch.minimum(lo_x, hi_x) * torch.minimum(lo_y, hi_y)
+              - lo_x * torch.maximum(lo_y, hi_y) - torch.maximum(lo_x, hi_x) * lo_y)
+    return signed / (((a.area + eps) + b.area) - signed)
+
+
+def _siou_costs(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: torch.Tensor, eps: float) -> torch.Tensor:
+    """SIoU's ``(Δ + Ω) / 2`` (module docstring)."""
+    dx, dy = b.cx - a.cx, b.cy - a.cy
+    dx2, dy2 = dx * dx, dy * dy
+    gamma = 2.0 * (dx * dy).abs() / (dx2 + dy2 + eps) - 2.0
+    distance = 2.0 - torch.exp(gamma * dx2 / (enclose_w * enclose_w + eps)) - torch.exp(gamma * dy2 / (enclose_h * enclose_h + eps))
+    shape_w = 1.0 - torch.exp(-(a.w - b.w).abs() / (torch.maximum(a.w, b.w) + eps))
+    shape_h = 1.0 - torch.exp(-(a.h - b.h).abs() / (torch.maximum(a.h, b.h) + eps))
+    return 0.5 * (distance + shape_w.pow(4) + shape_h.pow(4))
 
 
 def _iou_and_union(a: BoxTerms, b: BoxTerms, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,26 +286,29 @@ def _centre_distance(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_
 class PairwiseIoU(nn.Module):
     """Module form of :func:`pairwise_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., M, 4]) -> [..., N, M]``."""
 
-    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7, tile_rows: int | None = None) -> None:
+    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7, alpha: float = 3.0,
+                 tile_rows: int | None = None) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.eps = check_eps(eps)
+        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
         self.tile_rows = check_tile_rows(tile_rows)
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-        return pairwise_iou(boxes1, boxes2, self.kind, self.fmt, self.eps, self.tile_rows)
+        return pairwise_iou(boxes1, boxes2, self.kind, self.fmt, self.eps, self.alpha, self.tile_rows)
 
     def extra_repr(self) -> str:
+        power = f", alpha={self.alpha}" if self.kind == "alpha_iou" else ""
         tiles = "" if self.tile_rows is None else f", tile_rows={self.tile_rows}"
-        return f"kind={self.kind!r}, fmt={self.fmt!r}, eps={self.eps}{tiles}"
+        return f"kind={self.kind!r}, fmt={self.fmt!r}, eps={self.eps}{power}{tiles}"
 
 
 class AlignedIoU(PairwiseIoU):
     """Module form of :func:`aligned_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., N, 4]) -> [..., N]``."""
 
-    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7) -> None:
-        super().__init__(kind, fmt, eps)
+    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7, alpha: float = 3.0) -> None:
+        super().__init__(kind, fmt, eps, alpha)  # no tile_rows: an aligned metric has no N x M plane
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-        return aligned_iou(boxes1, boxes2, self.kind, self.fmt, self.eps)
+        return aligned_iou(boxes1, boxes2, self.kind, self.fmt, self.eps, self.alpha)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_choice, check_eps, check_float_tensor
+from ._checks import broadcast_batch, check_choice, check_eps, check_float_tensor, check_number
 from ._reduction import check_reduction, reduce_loss
 from .boxes import BOX_FORMATS
 from .iou import IOU_KINDS, aligned_iou
+
+
+EIOU_SMOOTH_POINT = 0.1
+"""Knee of the EIoU loss, mmdet's ``smooth_point`` default."""
 
 
 class IoULoss(nn.Module):
@@ -19,27 +23,38 @@ class IoULoss(nn.Module):
     equal torchvision's ``generalized_box_iou_loss`` / ``distance_box_iou_loss`` /
     ``complete_box_iou_loss`` within 1e-5 on ordinary boxes.
 
+    The other kinds, as :mod:`exportloss.iou` defines them: ``"siou"`` gives ``1 − SIoU`` (mmdet's
+    ``siou_loss`` with ``neg_gamma=True``, unclamped); ``"alpha_iou"`` gives ``1 − IoU^α`` (α-IoU);
+    ``"eiou"`` gives mmdet's ``eiou_loss``: ``l = 1 − EIoU`` through a smooth knee at
+    :data:`EIOU_SMOOTH_POINT` ``s = 0.1``, ``0.5·l²/s`` for ``l < s`` and ``l − 0.5·s`` above.
+
     Args:
-        kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"``.
+        kind: one of :data:`exportloss.IOU_KINDS`.
         fmt: box format of both inputs: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
         reduction: ``"mean"`` (sum over boxes / number of boxes), ``"sum"`` or ``"none"``.
         eps: stabiliser, see :mod:`exportloss.iou`.
+        alpha: the power of ``kind="alpha_iou"`` (default 3); ignored by the other kinds.
 
     Shapes:
         ``forward(pred [..., N, 4], target [..., N, 4], weight [..., N] | None)``: a scalar, or
         ``[..., N]`` with ``reduction="none"``. ``weight`` multiplies each box's loss before reducing.
     """
 
-    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = 1e-7) -> None:
+    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = 1e-7,
+                 alpha: float = 3.0) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.reduction = check_reduction(reduction)
         self.eps = check_eps(eps)
+        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         try:
-            loss = 1.0 - aligned_iou(pred, target, self.kind, self.fmt, self.eps)
+            loss = 1.0 - aligned_iou(pred, target, self.kind, self.fmt, self.eps, self.alpha)
+            if self.kind == "eiou":
+                # mmdet's smooth knee: 0.5·l²/s below s, l − 0.5·s above (continuous value and slope).
+                loss = torch.where(loss < EIOU_SMOOTH_POINT, 0.5 / EIOU_SMOOTH_POINT * loss * loss, loss - 0.5 * EIOU_SMOOTH_POINT)
         except (ValueError, TypeError) as err:
             raise type(err)(str(err).replace("boxes1", "pred").replace("boxes2", "target")) from None
         if weight is not None:

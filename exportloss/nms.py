@@ -149,11 +149,11 @@ def _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, cand
     return _Config(float(iou_thr), kind, float(diou_beta), float(score_thr), max_det, iterations, candidates, float(eps))
 
 
-def _check_inputs(boxes: object, scores: object) -> None:
+def _check_inputs(boxes: object, scores: object, box_size: int = 4) -> None:
     boxes = check_float_tensor("boxes", boxes)
     scores = check_float_tensor("scores", scores)
-    if boxes.dim() != 3 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must have shape [B, N, 4]; got {list(boxes.shape)}")
+    if boxes.dim() != 3 or boxes.shape[-1] != box_size:
+        raise ValueError(f"boxes must have shape [B, N, {box_size}]; got {list(boxes.shape)}")
     if scores.dim() not in (2, 3) or scores.shape[:2] != boxes.shape[:2]:
         raise ValueError(
             f"scores must have shape [B, N] or [B, N, C] with B, N = {list(boxes.shape[:2])} from boxes; "
@@ -163,8 +163,9 @@ def _check_inputs(boxes: object, scores: object) -> None:
         raise ValueError(f"scores must hold fewer than 2**24 (box, class) pairs per image; got {scores.shape[1:].numel()}")
 
 
-def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> Detections:
-    _check_inputs(boxes, scores)
+def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config, overlap_fn=None, box_size: int = 4) -> Detections:
+    """``overlap_fn(cand_boxes [B, K, box_size], config) -> [B, K, K]`` replaces :func:`_overlap` (rotated NMS)."""
+    _check_inputs(boxes, scores, box_size)
     batch, num_boxes = boxes.shape[:2]
     num_classes = scores.shape[2] if scores.dim() == 3 else 1
     num_pairs = num_boxes * num_classes
@@ -179,7 +180,7 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
         cand_classes = cand_index - box_index * num_classes
     else:
         box_index, cand_classes = cand_index, torch.zeros_like(cand_index)
-    cand_boxes = boxes.gather(1, box_index.unsqueeze(-1).expand(batch, k, 4))
+    cand_boxes = boxes.gather(1, box_index.unsqueeze(-1).expand(batch, k, box_size))
 
     # precedes[b, i, j]: candidate i comes before j in the tie rule's order (higher score, or the same
     # score and a lower flat index; candidates are in index order, so a lower position). It is a strict
@@ -194,7 +195,7 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
     # [B, K, 1] keep column. Candidates under score_thr come last in the order, so they can only
     # suppress each other and need no mask here. A box with a NaN coordinate has NaN overlaps, which
     # fail the `>` test: it overlaps nothing.
-    suppressed_by = (_overlap(cand_boxes, config) > config.iou_thr) & precedes.transpose(1, 2)
+    suppressed_by = ((overlap_fn or _overlap)(cand_boxes, config) > config.iou_thr) & precedes.transpose(1, 2)
     if num_classes > 1:
         suppressed_by = suppressed_by & (cand_classes.unsqueeze(2) == cand_classes.unsqueeze(1))
     suppressed_by = suppressed_by.to(boxes.dtype)
@@ -209,7 +210,7 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config) -> 
     # so TopK has no ties to break and the first num_dets slots are the kept ones.
     slot_key, slot = torch.where(kept, 2 * k - rank, k - rank).topk(min(config.max_det, k), dim=1)
     filled = slot_key > k
-    det_boxes = torch.where(filled.unsqueeze(-1), cand_boxes.gather(1, slot.unsqueeze(-1).expand(-1, -1, 4)), 0.0)
+    det_boxes = torch.where(filled.unsqueeze(-1), cand_boxes.gather(1, slot.unsqueeze(-1).expand(-1, -1, box_size)), 0.0)
     det_scores = torch.where(filled, cand_scores.gather(1, slot), 0.0)
     det_classes = torch.where(filled, cand_classes.gather(1, slot), -1)
     missing = config.max_det - slot.shape[1]

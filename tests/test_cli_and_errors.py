@@ -24,7 +24,7 @@ BOXES = torch.rand(5, 4)
     [
         (lambda: exportloss.pairwise_iou(torch.rand(5, 3), BOXES), ValueError, r"boxes1 must have shape \[\.\.\., N, 4\]; got \[5, 3\]"),
         (lambda: exportloss.aligned_iou(BOXES, torch.rand(5, 5)), ValueError, r"boxes2 must have shape \[\.\.\., 4\]"),
-        (lambda: exportloss.pairwise_iou(BOXES, BOXES, kind="dice"), ValueError, r"kind must be one of 'iou', 'giou', 'diou', 'ciou'; got 'dice'"),
+        (lambda: exportloss.pairwise_iou(BOXES, BOXES, kind="dice"), ValueError, r"kind must be one of 'iou', 'giou', 'diou', 'ciou', 'eiou', 'siou', 'alpha_iou'; got 'dice'"),
         (lambda: exportloss.pairwise_iou(BOXES, BOXES, fmt="yxyx"), ValueError, r"fmt must be one of 'xyxy', 'xywh', 'cxcywh'; got 'yxyx'"),
         (lambda: exportloss.pairwise_iou(torch.rand(2, 5, 4), torch.rand(3, 5, 4)), ValueError, r"leading dimensions of boxes1 \[2\] and boxes2 \[3\] do not broadcast"),
         (lambda: exportloss.aligned_iou(torch.rand(5, 4), torch.rand(6, 4)), ValueError, r"do not broadcast"),

@@ -141,6 +141,10 @@ def default_cases() -> list[BenchCase]:
         # Reported against greedy NMS, without a target: the gap is explained in the README.
         add(graph, "B=2, N=1000, 80 classes", {}, "batched_nms", _greedy_nms_anchor)
 
+    # Exact rotated IoU has no standard-operator anchor (mmcv's and detectron2's are custom kernels); the
+    # float64 reference is Python polygon clipping, minutes per call at this size, so it is not timed.
+    add("rotated_pairwise_iou", "N=M=1000", {"boxes1": (1, 1000, 5), "boxes2": (1, 1000, 5)}, time_reference=False)
+
     known = {case.graph for case in cases}
     for graph in catalog.names():
         if graph not in known:
