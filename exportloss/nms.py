@@ -172,7 +172,7 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config, ove
     k = min(config.candidates or DEFAULT_CANDIDATES, num_pairs)
     flat_scores = scores.reshape(batch, num_pairs)
     # NaN scores rank below every score (-inf fails every score_thr), so they never take a real pair's slot.
-    flat_scores = torch.where(torch.isnan(flat_scores), float("-inf"), flat_scores)
+    flat_scores = torch.where(flat_scores == flat_scores, flat_scores, float("-inf"))  # x == x is false for NaN alone; Equal runs everywhere, IsNaN not on every CUDA provider
     cand_index = _top_candidates(flat_scores, k)
     cand_scores = flat_scores.gather(1, cand_index)
     if num_classes > 1:

@@ -286,7 +286,7 @@ def _today_pairwise(b1, b2, kind, eps=1e-7):
     if kind == "diou":
         return diou
     v = (a.aspect_angle - b.aspect_angle) ** 2
-    return diou - (v / (((1.0 + eps) - iou) + v)) * v
+    return diou - (v / ((v + (1.0 - iou)) + eps)) * v  # CIoU's α in its current order (eps last), which this test does not cover
 
 
 @pytest.mark.parametrize("kind", KINDS)
