@@ -24,17 +24,22 @@ intersection polygon of two rectangles, without approximation, in a static graph
    rounding errors of the corner coordinates: a boundary point that rounding puts just outside
    still counts, so identical boxes, shared edges and θ vs θ + π give the full area.
 3. The valid points are ordered by a pseudo-angle (monotone in the true angle, no atan2) around
-   their centroid with one TopK of the 24 keys; invalid points sort last and are replaced by the
-   first point. The shoelace sum around the centroid is the area.
+   their centroid (TopK, equal keys lowest index first); invalid points sort last and are replaced
+   by the first point. The shoelace sum around the centroid is the area.
 
-*Tie order cannot change the area.* Points with equal keys lie on one ray from the centroid. The
-intersection is convex and its centroid is interior unless the polygon has zero area, so two
-distinct boundary points on one ray exist only within rounding of each other (swapping them
-changes the sum by the cross product of their tiny difference, ~1 ulp of the area) or in a
-zero-area polygon, where every cross product about the centroid is 0 whatever the order. Exact
-duplicates (a corner that is also a crossing) add ``cross(p, p) = 0`` in either order, and the
-padding points all equal the first point. So the result does not depend on how a backend breaks
-TopK ties; ``tests/test_rotated.py`` checks that by reversing and shuffling the candidates.
+*The backend's tie order cannot change the result, bit for bit.* Equal keys are common: a corner
+of A that is also a crossing, the corners of identical boxes or of θ vs θ + π (equal up to rounding:
+distinct float32 points on one ray), the corners of a tiny relative angle, zero-area polygons.
+Swapping such a pair moves the float32 sum by a rounding error (up to ~4e-7 of the IoU measured on
+the catalog's cases), enough for two backends to disagree. So the order is made unique: equal keys
+go lowest candidate index first, by a second TopK over a tie-free key (:func:`_ascending_order`),
+which is the order ONNX specifies for TopK and onnxruntime's CPU provider follows. Why any order
+of equal keys gives a correct area: the intersection is convex and the centroid interior unless
+the area is zero, so distinct boundary points with equal keys lie within rounding of one ray and
+of each other (swapping them changes the area by a rounding error) or in a zero-area polygon;
+exact duplicates add ``cross(p, p) = 0``, and the padding points all equal the first point.
+``tests/test_ties.py`` runs the exported graphs with every TopK breaking ties the other way, and
+``tests/test_rotated.py`` reverses and shuffles the candidates.
 
 Values: IoU = ``I / (area_A + area_B − I + eps)`` with ``I`` capped at ``min(area_A, area_B)`` (so
 IoU <= 1 whatever the rounding); 0 for boxes of zero area. Gradients are finite
@@ -253,7 +258,7 @@ def _polygon_area(px: torch.Tensor, py: torch.Tensor, valid: torch.Tensor) -> to
         ratio = rx / torch.where(norm > 0, norm, torch.ones_like(norm))
         key = torch.where(ry >= 0, 1.0 - ratio, 3.0 + ratio)
         key = torch.where(valid, key, torch.full_like(key, _INVALID_KEY))
-        order = key.topk(key.shape[-1], dim=-1, largest=False).indices
+        order = _ascending_order(key)
     qx, qy = rx.gather(-1, order), ry.gather(-1, order)
     in_order = valid.gather(-1, order)
     qx = torch.where(in_order, qx, qx[..., :1])
@@ -261,6 +266,22 @@ def _polygon_area(px: torch.Tensor, py: torch.Tensor, valid: torch.Tensor) -> to
     next_x = torch.cat([qx[..., 1:], qx[..., :1]], dim=-1)
     next_y = torch.cat([qy[..., 1:], qy[..., :1]], dim=-1)
     return torch.relu((qx * next_y - qy * next_x).sum(dim=-1) * 0.5)
+
+
+def _ascending_order(key: torch.Tensor) -> torch.Tensor:
+    """Indices that sort ``key [..., P]`` ascending, equal keys lowest index first, on every backend.
+
+    A TopK of ``key`` leaves the order of equal keys to the backend, but not its sorted values, so
+    each sorted position's run number (how many distinct keys lie below its key: a CumSum of "differs
+    from the previous value") depends on the key alone. ``run · P + index`` is then a unique integer
+    per candidate, exact in float32 (<= P² + P), and a second TopK over it has no ties to break.
+    """
+    extent = key.shape[-1]
+    sorted_key, order = key.topk(extent, dim=-1, largest=False)
+    starts_run = (sorted_key[..., 1:] != sorted_key[..., :-1]).to(torch.float32)
+    run = torch.cat([torch.zeros_like(starts_run[..., :1]), starts_run], dim=-1).cumsum(dim=-1)
+    unique_key = run * extent + order.to(torch.float32)
+    return order.gather(-1, unique_key.topk(extent, dim=-1, largest=False).indices)
 
 
 def _iou(a: _RotatedTerms, b: _RotatedTerms, eps: float) -> torch.Tensor:
@@ -321,7 +342,7 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
     Returns:
         ``[..., N, M]``. The exact IoU works on blocks of :data:`ROW_BLOCK` rows of ``boxes1`` at a
         time, so its ``[..., rows, M, 24]`` intermediates stay bounded (peak memory measured at
-        N = M = 1000: onnxruntime 0.93 GiB in one block, 0.40 GiB in blocks of 256 rows; eager
+        N = M = 1000: onnxruntime 1.4 GiB in one block, 0.53 GiB in blocks of 256 rows; eager
         PyTorch 2.2 and 0.7 GiB); exported graphs hold one copy of the block computation per block.
     """
     _check_pair(boxes1, boxes2, kind, min_dim=2)
