@@ -52,9 +52,10 @@ class BenchCase:
     @property
     def pairs(self) -> int | None:
         """N · M for a pairwise graph (the ns/pair denominator), else ``None``."""
-        if not self.graph.startswith("pairwise_"):
+        if "pairwise" not in self.graph:
             return None
-        return self.shapes["boxes1"][-2] * self.shapes["boxes2"][-2]
+        shapes = self.shapes or catalog.get(self.graph).shapes()  # no shapes: the catalog's size
+        return shapes["boxes1"][-2] * shapes["boxes2"][-2]
 
 
 def torchvision_ops():
