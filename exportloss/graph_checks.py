@@ -19,15 +19,37 @@ class GraphCheckError(ValueError):
     """An exported graph failed a structural check."""
 
 
+def subgraphs(node: onnx.NodeProto) -> Iterable[onnx.GraphProto]:
+    """The graphs a node carries as attributes (Loop/If/Scan bodies)."""
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        yield from attr.graphs
+
+
 def iter_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
     """Every node, including those in subgraphs (Loop/If bodies)."""
     for node in graph.node:
         yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from iter_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from iter_nodes(sub)
+        for sub in subgraphs(node):
+            yield from iter_nodes(sub)
+
+
+def typed_values(graph: onnx.GraphProto) -> Iterable[onnx.ValueInfoProto]:
+    """A value info for every typed tensor the graph names: inputs, value_info, outputs, initializers and
+    ``Constant`` tensors, in this graph and its subgraphs."""
+    yield from graph.input
+    yield from graph.value_info
+    yield from graph.output
+    for init in graph.initializer:
+        yield onnx.helper.make_tensor_value_info(init.name, init.data_type, init.dims)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    yield onnx.helper.make_tensor_value_info(node.output[0], attr.t.data_type, attr.t.dims)
+        for sub in subgraphs(node):
+            yield from typed_values(sub)
 
 
 def op_histogram(model: onnx.ModelProto) -> Counter[str]:

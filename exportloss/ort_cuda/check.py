@@ -30,6 +30,7 @@ small int64 shapes, where a device round trip would cost more than the arithmeti
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from pathlib import Path
 import onnx
 import onnx.defs
 from onnx import TensorProto
+
+from ..graph_checks import typed_values
 
 TABLE_FILE = "cuda-kernels.json"
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -165,7 +168,7 @@ class _Checker:
         self.opsets = opsets
         self.add = add
         self.functions = {(f.domain, f.name): f for f in model.functions}
-        self.types = {v.name: v.type.tensor_type.elem_type for v in _typed_values(model.graph)}
+        self.types = {v.name: v.type.tensor_type.elem_type for v in typed_values(model.graph)}
 
     def graph(self, graph: onnx.GraphProto, where: str) -> None:
         for index, node in enumerate(graph.node):
@@ -177,9 +180,8 @@ class _Checker:
                 self.graph(onnx.helper.make_graph(list(function.node), function.name, [], []), f"{where}/{label}")
                 continue
             self.node(node, label, where)
-            for attr in node.attribute:
+            for attr in node.attribute:  # subgraph tensors are typed already: typed_values descends into them
                 for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                    self.types.update({v.name: v.type.tensor_type.elem_type for v in _typed_values(sub)})
                     self.graph(sub, f"{where}/{label}.{attr.name}")
         self.host_shape_nodes(graph, where)
 
@@ -227,7 +229,7 @@ class _Checker:
 
     def host_shape_nodes(self, graph: onnx.GraphProto, where: str) -> None:
         """Emulates onnxruntime's ``GetCpuPreferredNodes`` on one graph (see the module docstring)."""
-        small = {i.name for i in graph.initializer if _elements(i.dims) <= SMALL_INITIALIZER}
+        small = {i.name for i in graph.initializer if math.prod(i.dims) <= SMALL_INITIALIZER}
         inputs = {v.name for v in graph.input}
         host: set[str] = {out for node in graph.node if node.op_type in HOST_OUTPUT_OPS for out in node.output}
         changed = True
@@ -263,23 +265,3 @@ def _since_version(op_type: str, opset: int) -> int:
         return onnx.defs.get_schema(op_type, opset, "").since_version
     except onnx.defs.SchemaError:
         return opset
-
-
-def _elements(dims: Iterable[int]) -> int:
-    count = 1
-    for d in dims:
-        count *= d
-    return count
-
-
-def _typed_values(graph: onnx.GraphProto):
-    yield from graph.input
-    yield from graph.value_info
-    yield from graph.output
-    for init in graph.initializer:
-        yield onnx.helper.make_tensor_value_info(init.name, init.data_type, init.dims)
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    yield onnx.helper.make_tensor_value_info(node.output[0], attr.t.data_type, attr.t.dims)

@@ -44,6 +44,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..graph_checks import iter_nodes, typed_values
 from .profiles import ShapeRange, fit_profile, format_dims, input_dims
 from .support import DEFAULT_TRT_VERSION, TRT_VERSIONS, SupportTable, load_support
 
@@ -230,7 +231,7 @@ class _Analysis:
             self.inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
             self.inferred = model
-        self.types = {value.name: value.type for value in _typed_values(self.inferred.graph)}
+        self.types = {value.name: value.type for value in typed_values(self.inferred.graph)}
         self.functions = {(f.domain, f.name): f for f in model.functions}
         self.dims = input_dims(model)
         self.missing_profile = fit_profile(self.dims, profile)
@@ -280,7 +281,7 @@ class _Analysis:
         return report
 
     def _double_tensors(self, add) -> None:
-        producers = {out: node for node in _all_nodes(self.inferred.graph) for out in node.output}
+        producers = {out: node for node in iter_nodes(self.inferred.graph) for out in node.output}
         for name, tensor_type in self.types.items():
             if tensor_type.tensor_type.elem_type == onnx.TensorProto.DOUBLE:
                 node = producers.get(name)
@@ -288,29 +289,6 @@ class _Analysis:
                                                "clamping at +-FLT_MAX", *_label(node) if node else ("", "")))
 
 
-def _typed_values(graph: onnx.GraphProto) -> Iterable[onnx.ValueInfoProto]:
-    yield from graph.input
-    yield from graph.value_info
-    yield from graph.output
-    for init in graph.initializer:
-        yield onnx.helper.make_tensor_value_info(init.name, init.data_type, init.dims)
-    for node in graph.node:
-        for sub in _subgraphs(node):
-            yield from _typed_values(sub)
-
-
-def _subgraphs(node: onnx.NodeProto) -> Iterable[onnx.GraphProto]:
-    for attr in node.attribute:
-        if attr.type == onnx.AttributeProto.GRAPH:
-            yield attr.g
-        yield from attr.graphs
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for sub in _subgraphs(node):
-            yield from _all_nodes(sub)
 
 
 def _label(node: onnx.NodeProto, index: int | None = None) -> tuple[str, str]:
