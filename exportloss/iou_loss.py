@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_choice, check_eps, check_float_tensor, check_number
-from ._reduction import check_reduction, reduce_loss
+from ._checks import check_choice, check_eps, check_number
+from ._reduction import check_reduction, reduce_box_loss
 from .boxes import BOX_FORMATS
 from .iou import IOU_KINDS, aligned_iou
 
@@ -50,18 +50,14 @@ class IoULoss(nn.Module):
         self.alpha = check_number("alpha", alpha, 0.0, strict=True)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        try:
-            loss = 1.0 - aligned_iou(pred, target, self.kind, self.fmt, self.eps, self.alpha)
-            if self.kind == "eiou":
-                # mmdet's smooth knee: 0.5·l²/s below s, l − 0.5·s above (continuous value and slope).
-                loss = torch.where(loss < EIOU_SMOOTH_POINT, 0.5 / EIOU_SMOOTH_POINT * loss * loss, loss - 0.5 * EIOU_SMOOTH_POINT)
-        except (ValueError, TypeError) as err:
-            raise type(err)(str(err).replace("boxes1", "pred").replace("boxes2", "target")) from None
-        if weight is not None:
-            check_float_tensor("weight", weight)
-            if broadcast_batch("weight", weight.shape, "the per-box loss", loss.shape) != loss.shape:
-                raise ValueError(f"weight must broadcast to the per-box loss shape {list(loss.shape)}; got {list(weight.shape)}")
-        return reduce_loss(loss, self.reduction, weight)
+        return reduce_box_loss(lambda: self._per_box(pred, target), self.reduction, weight)
+
+    def _per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = 1.0 - aligned_iou(pred, target, self.kind, self.fmt, self.eps, self.alpha)
+        if self.kind == "eiou":
+            # mmdet's smooth knee: 0.5·l²/s below s, l − 0.5·s above (continuous value and slope).
+            loss = torch.where(loss < EIOU_SMOOTH_POINT, 0.5 / EIOU_SMOOTH_POINT * loss * loss, loss - 0.5 * EIOU_SMOOTH_POINT)
+        return loss
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, fmt={self.fmt!r}, reduction={self.reduction!r}, eps={self.eps}"

@@ -66,8 +66,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._checks import broadcast_batch, check_choice, check_float_tensor, check_number
-from ._reduction import check_reduction, reduce_loss
+from ._checks import broadcast_batch, check_choice, check_eps, check_float_tensor
+from ._reduction import check_reduction, reduce_box_loss
 
 ROTATED_KINDS = ("iou", "probiou")
 MMROTATE_VERSIONS = ("oc", "le90", "le135")
@@ -374,7 +374,7 @@ class RotatedPairwiseIoU(nn.Module):
     def __init__(self, kind: str = "iou", eps: float = 1e-7) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, ROTATED_KINDS)
-        self.eps = check_number("eps", eps, 0.0)
+        self.eps = check_eps(eps)
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
         return rotated_pairwise_iou(boxes1, boxes2, self.kind, self.eps)
@@ -406,18 +406,10 @@ class RotatedIoULoss(nn.Module):
         super().__init__()
         self.kind = check_choice("kind", kind, ROTATED_KINDS)
         self.reduction = check_reduction(reduction)
-        self.eps = check_number("eps", eps, 0.0)
+        self.eps = check_eps(eps)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        try:
-            loss = 1.0 - rotated_aligned_iou(pred, target, self.kind, self.eps)
-        except (ValueError, TypeError) as err:
-            raise type(err)(str(err).replace("boxes1", "pred").replace("boxes2", "target")) from None
-        if weight is not None:
-            check_float_tensor("weight", weight)
-            if broadcast_batch("weight", weight.shape, "the per-box loss", loss.shape) != loss.shape:
-                raise ValueError(f"weight must broadcast to the per-box loss shape {list(loss.shape)}; got {list(weight.shape)}")
-        return reduce_loss(loss, self.reduction, weight)
+        return reduce_box_loss(lambda: 1.0 - rotated_aligned_iou(pred, target, self.kind, self.eps), self.reduction, weight)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, reduction={self.reduction!r}, eps={self.eps}"
