@@ -22,7 +22,7 @@ from torch import nn
 from exportloss.catalog import Case, GraphEntry, TensorSpec
 from exportloss.catalog.detection import nms_reference_for
 from exportloss.export import EXPORTERS, export_graph
-from exportloss.nms import ClusterNMS
+from exportloss.detection.nms import ClusterNMS
 from exportloss.trt import check_model
 from exportloss.verify import verify
 

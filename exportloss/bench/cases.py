@@ -77,9 +77,9 @@ def default_cases() -> list[BenchCase]:
     Every case carries ``ort/eager warm <= 1`` (no slower in onnxruntime than its own module in eager
     PyTorch) unless it names a measured bound instead.
     """
-    from ..arcface import ArcFaceLoss
+    from ..classification.arcface import ArcFaceLoss
     from ..catalog.classification import seeded
-    from ..center_loss import CenterLoss
+    from ..classification.center import CenterLoss
 
     ops = torchvision_ops()
     cases: list[BenchCase] = []

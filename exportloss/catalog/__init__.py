@@ -17,7 +17,6 @@ from ._registry import (
 from . import boxes  # noqa: E402,F401
 from . import classification  # noqa: E402,F401
 from . import detection  # noqa: E402,F401
-from . import rotated  # noqa: E402,F401
 from . import segmentation  # noqa: E402,F401
 
 __all__ = ["EXAMPLE_SEED", "VERIFICATION_SEED", "Case", "GraphEntry", "TensorSpec", "UnknownGraphError", "get", "names", "register", "resolve"]

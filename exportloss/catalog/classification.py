@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..arcface import ArcFaceLoss, ArcSoftmax, CosFaceLoss
-from ..center_loss import CenterLoss, CenterUpdate
-from ..focal_loss import FocalLoss, SigmoidFocalLoss
+from ..classification.arcface import ArcFaceLoss, ArcSoftmax, CosFaceLoss
+from ..classification.center import CenterLoss, CenterUpdate
+from ..classification.focal import FocalLoss, SigmoidFocalLoss
 from ..reference.classification import (
     arc_softmax_reference,
     arcface_loss_reference,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..assign import MaxIoUAssigner
-from ..match_metrics import MatchMetrics
-from ..nms import DEFAULT_CANDIDATES, ClusterNMS, FastNMS
-from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference
+from ..detection.assign import MaxIoUAssigner
+from ..detection.match_metrics import MatchMetrics
+from ..detection.nms import DEFAULT_CANDIDATES, ClusterNMS, FastNMS
+from ..detection.rotated_nms import RotatedClusterNMS
+from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference
 from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
-from .boxes import random_boxes
+from .boxes import PI, random_boxes, random_rotated_boxes
 
 IMAGE_SIZE = 640.0
 
@@ -251,4 +252,64 @@ def _register_detection_family() -> None:
     ))
 
 
+def rotated_scene(rng: np.random.Generator, boxes_shape: tuple[int, ...], scores_shape: tuple[int, ...]) -> Inputs:
+    """An oriented-detector-like scene: jittered copies of 3 to 12 objects per image (80 %) and background
+    boxes, scoring ``confidence · exp(-2 · jitter)`` for the object's class; other scores are noise under 0.02."""
+    batch, num_boxes = boxes_shape[:2]
+    num_classes = scores_shape[2] if len(scores_shape) == 3 else 1
+    boxes = np.empty((batch, num_boxes, 5), np.float32)
+    scores = rng.uniform(0.0, 0.02, size=(batch, num_boxes, num_classes))
+    for b in range(batch):
+        num_objects = int(rng.integers(3, 13))
+        objects = random_rotated_boxes(rng, (num_objects, 5), scale=640.0)
+        owner = rng.integers(0, num_objects, size=num_boxes)
+        spread = rng.normal(0.0, 0.1, size=(num_boxes, 4))
+        jittered = objects[owner].copy()
+        jittered[:, :2] += spread[:, :2] * jittered[:, 2:4]
+        jittered[:, 2:4] *= np.exp(spread[:, 2:3] * np.array([1.0, 0.5]))
+        jittered[:, 4] += spread[:, 3]
+        jitter = np.sqrt((spread**2).sum(-1))
+        is_object = rng.uniform(size=num_boxes) < 0.8
+        boxes[b] = np.where(is_object[:, None], jittered, random_rotated_boxes(rng, (num_boxes, 5), scale=640.0))
+        cls = rng.integers(0, num_classes, size=num_objects)[owner]
+        confidence = rng.uniform(0.4, 1.0, size=num_objects)[owner]
+        score = np.where(is_object, confidence * np.exp(-2.0 * jitter), rng.uniform(0.0, 0.3, size=num_boxes))
+        scores[b, np.arange(num_boxes), cls] = score
+    return {"boxes": boxes, "scores": scores.reshape(scores_shape).astype(np.float32)}
+
+
+def rotated_nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+    scene = rotated_scene(rng, shapes["boxes"], shapes["scores"])
+    boxes, scores = scene["boxes"], scene["scores"]
+    turned = boxes.copy()
+    turned[:, 1::2, 4] += np.float32(PI)  # the same boxes, half of them written with θ + π
+    degenerate = boxes.copy()
+    degenerate[:, ::3, 2] = 0.0  # every third box has zero width
+    identical = np.broadcast_to(boxes[:, :1], boxes.shape).copy()
+    return [
+        Case("nothing-above-score-thr", {"boxes": boxes, "scores": scores * np.float32(0.04)}),
+        Case("all-boxes-identical", {"boxes": identical, "scores": scores}),
+        Case("theta-plus-pi", {"boxes": turned, "scores": scores}),
+        Case("tied-scores", {"boxes": boxes, "scores": np.round(scores * 4) / np.float32(4)}),
+        Case("zero-width-boxes", {"boxes": degenerate, "scores": scores}),
+    ]
+
+
+def _register_rotated_detection_family() -> None:
+    register(GraphEntry(
+        name="rotated_cluster_nms",
+        summary="rotated Cluster-NMS (exact IoU 0.5, 15 classes, top 256 pairs) to 100 fixed-shape detections",
+        build=lambda: RotatedClusterNMS(criterion="iou", candidates=256),
+        inputs=(TensorSpec("boxes", (2, 128, 5)), TensorSpec("scores", (2, 128, 15))),
+        outputs=("num_dets", "det_boxes", "det_scores", "det_classes"),
+        reference=lambda module, boxes, scores: rotated_nms_reference(
+            boxes, scores, module.config.iou_thr, module.config.kind, module.config.score_thr, module.config.max_det,
+            module.config.candidates, module.config.eps,
+        ),
+        random_inputs=lambda shapes, rng: rotated_scene(rng, shapes["boxes"], shapes["scores"]),
+        edge_cases=rotated_nms_edge_cases,
+    ))
+
+
 _register_detection_family()
+_register_rotated_detection_family()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from torch import nn
 
-from ..dice import DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss
+from ..segmentation.dice import DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss
 from ..reference.segmentation import module_reference
 from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
 

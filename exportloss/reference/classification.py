@@ -14,8 +14,8 @@ import math
 import numpy as np
 import torch
 
-from ..arcface import NORM_EPS  # the convention where eps enters, shared so that both compare like with like
-from ..center_loss import MAX_FEATURE
+from ..classification.arcface import NORM_EPS  # the convention where eps enters, shared so that both compare like with like
+from ..classification.center import MAX_FEATURE
 
 
 def _is_valid(label: int, num_classes: int, ignore_index: int | None) -> bool:

@@ -9,8 +9,8 @@
 
 Overlaps come from :func:`exportloss.reference.boxes.box_pair_metric`, one box pair at a time, except
 in NMS, which compares one candidate with its rivals at once (:func:`nms_criterion`).
-Conventions (eps placement, tie rules, padding) are those documented in :mod:`exportloss.nms`,
-:mod:`exportloss.assign` and :mod:`exportloss.match_metrics`.
+Conventions (eps placement, tie rules, padding) are those documented in :mod:`exportloss.detection.nms`,
+:mod:`exportloss.detection.assign` and :mod:`exportloss.detection.match_metrics`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .boxes import box_pair_metric
+from .boxes import box_pair_metric, rotated_pair_iou
 
 
 def nms_criterion(box: np.ndarray, others: np.ndarray, kind: str, diou_beta: float, eps: float) -> np.ndarray:
@@ -174,3 +174,40 @@ def match_metrics_reference(
             recall[b, t] = sum(best >= thr for best in best_ious) / len(gts)
         matched_loss[b] = sum(losses) / len(losses) if losses else 0.0
     return mean_best_iou, recall, matched_loss, num_gt
+
+
+def rotated_nms_reference(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    iou_thr: float = 0.5,
+    criterion: str = "iou",
+    score_thr: float = 0.05,
+    max_det: int = 100,
+    candidates: int = 1000,
+    eps: float = 1e-7,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy rotated NMS with the outputs and candidate/tie rules of :func:`exportloss.cluster_nms`."""
+    batch, num_boxes = boxes.shape[:2]
+    flat_scores = scores.reshape(batch, -1).double().numpy()
+    num_classes = flat_scores.shape[1] // num_boxes
+    num_dets = torch.zeros(batch, dtype=torch.int64)
+    det_boxes = torch.zeros(batch, max_det, 5, dtype=torch.float64)
+    det_scores = torch.zeros(batch, max_det, dtype=torch.float64)
+    det_classes = torch.full((batch, max_det), -1, dtype=torch.int64)
+    for b in range(batch):
+        order = np.argsort(-flat_scores[b], kind="stable")[:candidates]
+        cand_scores, cand_classes = flat_scores[b][order], order % num_classes
+        cand_boxes = boxes[b].double().numpy()[order // num_classes].tolist()
+        kept: list[int] = []
+        for j in range(len(order)):
+            if cand_scores[j] <= score_thr or len(kept) == max_det:
+                break
+            if not any(cand_classes[i] == cand_classes[j]
+                       and rotated_pair_iou(cand_boxes[i], cand_boxes[j], criterion, eps) > iou_thr for i in kept):
+                kept.append(j)
+        num_dets[b] = len(kept)
+        if kept:
+            det_boxes[b, : len(kept)] = torch.tensor([cand_boxes[i] for i in kept], dtype=torch.float64)
+            det_scores[b, : len(kept)] = torch.from_numpy(cand_scores[kept])
+            det_classes[b, : len(kept)] = torch.from_numpy(cand_classes[kept])
+    return num_dets, det_boxes, det_scores, det_classes

@@ -1,6 +1,6 @@
 """Float64 references for the Dice family, one (sample, class) pair at a time.
 
-Written apart from :mod:`exportloss.dice`: probabilities come from an explicit max-shifted softmax
+Written apart from :mod:`exportloss.segmentation.dice`: probabilities come from an explicit max-shifted softmax
 or ``1 / (1 + exp(−x))``, ignored pixels are dropped by boolean selection instead of masked, and
 each score is computed from plain Python sums over one class's pixels. Conventions are the same
 (``smooth`` in numerator and denominator, every class of every sample counts in the mean).
@@ -104,7 +104,7 @@ def overlap_loss_reference(
 
 
 def module_reference(module, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The reference for any module of :mod:`exportloss.dice`, read off its options."""
+    """The reference for any module of :mod:`exportloss.segmentation.dice`, read off its options."""
     options = dict(
         from_logits=module.from_logits, squared=module.squared, smooth=module.smooth,
         reduce_batch=module.reduce_batch, include_background=module.include_background,

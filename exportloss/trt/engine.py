@@ -21,7 +21,7 @@ from pathlib import Path
 
 import onnx
 
-from .._checks import check_choice
+from ..ops.checks import check_choice
 from .._files import atomic_write
 from ._cuda import CudaDriver, TensorRTUnavailable
 from .fp16 import to_float16

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .._checks import check_choice
+from ..ops.checks import check_choice
 from ..backends import Backend, BackendUnavailable, SessionError, Tolerance
 from ..catalog import GraphEntry
 from ._cuda import CudaDriver, CudaError, TensorRTUnavailable
