@@ -25,7 +25,7 @@ from .catalog import GraphEntry
 from .catalog._registry import Shapes
 from .graph_checks import check_graph
 from .model_files import MANIFEST, METADATA_GRAPH, read_manifest, write_model
-from .onnx_graph import default_opset, model_nodes, set_metadata, tensor_specs
+from .onnx_graph import default_opset, model_nodes, tensor_specs
 
 __all__ = [
     "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "export_graph", "export_model",
@@ -170,7 +170,7 @@ def _stamp(model: onnx.ModelProto, name: str, exporter: str) -> None:
         del value.metadata_props[:]
     model.producer_name = "exportloss"
     model.producer_version = __version__
-    set_metadata(model, {METADATA_GRAPH: name, "exportloss.exporter": exporter})
+    onnx.helper.set_model_props(model, {METADATA_GRAPH: name, "exportloss.exporter": exporter})
 
 
 def export_graph(

@@ -12,7 +12,7 @@ The default domain is ``""``; ``"ai.onnx"`` is read as its alias.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import onnx
 
@@ -124,12 +124,8 @@ def input_dims(model: onnx.ModelProto) -> dict[str, Dims]:
 
 
 def static_input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    """The shape of each real input; ``ValueError`` naming the first input with a dynamic dimension."""
-    shapes = input_dims(model)
-    for name, extents in shapes.items():
-        if None in extents:
-            raise ValueError(f"input {name!r} has a dynamic dimension [{format_dims(extents)}]; a static shape is needed")
-    return shapes  # type: ignore[return-value]  # no None left
+    """The shape of each real input whose every dimension is static (inputs with a dynamic one are left out)."""
+    return {name: extents for name, extents in input_dims(model).items() if None not in extents}  # type: ignore[misc]
 
 
 def format_dims(extents: Dims) -> str:
@@ -156,7 +152,3 @@ def metadata(model: onnx.ModelProto) -> dict[str, str]:
     """The model's ``metadata_props`` as a mapping."""
     return {prop.key: prop.value for prop in model.metadata_props}
 
-
-def set_metadata(model: onnx.ModelProto, props: Mapping[str, str]) -> None:
-    """Replace the model's ``metadata_props`` with ``props``."""
-    onnx.helper.set_model_props(model, dict(props))
