@@ -4,6 +4,7 @@ packages come with the ``export`` extra, and the command line says so in one lin
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -107,3 +108,20 @@ def test_the_command_line_names_the_export_extra_when_it_is_missing():
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("exportloss: error: ") and "`export` extra" in line and "exportloss[export]" in line
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_core_dependencies_are_torch_and_numpy_and_every_one_is_pinned():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    core = {requirement_name(r) for r in project["dependencies"]}
+    export = {requirement_name(r) for r in project["optional-dependencies"]["export"]}
+    assert core == {"torch", "numpy"}
+    assert {"onnx", "onnxscript", "onnxruntime", "onnxconverter-common", "rich", "filelock"} <= export
+    for constraints in ("constraints.txt", "constraints-bench.txt"):
+        pinned = {requirement_name(line) for line in (PACKAGE.parent / constraints).read_text().splitlines()
+                  if line.strip() and not line.startswith("#")}
+        assert core | export <= pinned, f"{constraints} pins no version of {sorted((core | export) - pinned)}"
