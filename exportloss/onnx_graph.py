@@ -3,7 +3,9 @@
 Every checker (:mod:`exportloss.graph_checks`, :mod:`exportloss.trt.check`, :mod:`exportloss.ort_cuda.check`),
 the exporter, the verifier, the model-file checks and the fp16 conversion read models through these
 functions, so that all of them see the same nodes: those of the main graph, of the subgraphs that
-``If``/``Loop``/``Scan`` carry as attributes, and of the model-local functions the graph calls.
+``If``/``Loop``/``Scan`` carry as attributes (:func:`iter_nodes`), and of the model-local functions
+(:func:`model_nodes`; checkers that report where a node sits descend into a called function through
+:func:`local_functions` and into subgraphs through :func:`subgraphs`).
 
 Dimensions are ``int`` for a static extent and ``None`` for a dynamic one (a ``dim_param`` or an unset
 dimension; for graph inputs also a non-positive value, which old exporters write for a dynamic extent).
