@@ -10,7 +10,7 @@ MODELS := models
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[export,test]'
 	touch $(STAMP)
 
 ## demo: set up .venv, export the whole catalog to models/, verify it in onnxruntime, print the table
@@ -43,7 +43,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml constraints-bench.txt
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints-bench.txt -e . torchvision
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints-bench.txt -e '.[export]' torchvision
 	touch $(BENCH_STAMP)
 
 ## bench: ORT vs eager (default and warm allocator) vs reference vs torchvision, 2 threads, quiet rounds;

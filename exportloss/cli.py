@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import catalog
+from ._extras import missing_export_extra
 from .catalog import GraphEntry, UnknownGraphError
 from .model_files import ModelFileError
 
@@ -498,8 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)
         trace = traceback.format_exc()
     except Exception as err:
-        status = EXIT_INTERNAL
-        message = f"internal error: {type(err).__name__}: {err}".splitlines()[0] + " (a bug in exportloss; --debug shows the traceback)"
+        status, message = EXIT_USAGE, missing_export_extra(err)
+        if message is None:
+            status = EXIT_INTERNAL
+            message = f"internal error: {type(err).__name__}: {err}".splitlines()[0] + " (a bug in exportloss; --debug shows the traceback)"
         trace = traceback.format_exc()
     if debug:
         print(trace, end="", file=sys.stderr)

@@ -23,12 +23,13 @@ import torch
 from . import __version__
 from .catalog import GraphEntry
 from .catalog._registry import Shapes
-from .graph_checks import check_graph, iter_nodes
+from .graph_checks import check_graph
 from .model_files import MANIFEST, METADATA_GRAPH, read_manifest, write_model
+from .onnx_graph import default_opset, model_nodes, tensor_specs
 
 __all__ = [
     "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "export_graph", "export_model",
-    "opset_range", "read_manifest", "tensor_specs",
+    "opset_range", "read_manifest",
 ]
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -117,10 +118,10 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
         except Exception as err:  # the exporters' own errors run to hundreds of lines
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ValueError(f"the {exporter} exporter failed on {entry.name!r} at opset {opset}: {first}") from err
-    if opset_of(model) != opset:
+    if default_opset(model) != opset:
         raise ValueError(
             f"--opset {opset}: the {exporter} exporter could not convert {entry.name!r} to opset {opset} "
-            f"(it wrote opset {opset_of(model)}); choose another opset"
+            f"(it wrote opset {default_opset(model)}); choose another opset"
         )
     _stamp(model, entry.name, exporter)
     check_graph(model, allowed_ops=entry.allowed_ops)
@@ -163,7 +164,7 @@ def _optimize(model: onnx.ModelProto) -> onnx.ModelProto:
 def _stamp(model: onnx.ModelProto, name: str, exporter: str) -> None:
     # The dynamo exporter records each node's Python stack trace, with absolute paths of the exporting
     # checkout: dropping it keeps machine paths out of shipped models and makes exports byte-stable.
-    for node in iter_nodes(model.graph):
+    for node in model_nodes(model):
         del node.metadata_props[:]
     for value in (*model.graph.input, *model.graph.output, *model.graph.value_info, *model.graph.initializer):
         del value.metadata_props[:]
@@ -195,24 +196,10 @@ def export_graph(
     record = {
         "name": entry.name,
         "file": f"{entry.name}.onnx",
-        "opset": opset_of(model),
+        "opset": default_opset(model),
         "exporter": exporter,
         "inputs": tensor_specs(model.graph.input),
         "outputs": tensor_specs(inferred.graph.output),
     }
     path = write_model(out, record, model.SerializeToString(), versions())
-    return ExportResult(entry.name, path, model, exporter, opset_of(model))
-
-
-def opset_of(model: onnx.ModelProto) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
-def tensor_specs(values) -> list[dict]:
-    specs = []
-    for value in values:
-        tensor_type = value.type.tensor_type
-        shape = [dim.dim_value if dim.HasField("dim_value") else dim.dim_param for dim in tensor_type.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
-        specs.append({"name": value.name, "shape": shape, "dtype": dtype})
-    return specs
+    return ExportResult(entry.name, path, model, exporter, default_opset(model))

@@ -3,57 +3,43 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 import onnx
 
-BANNED_OPS = frozenset({
-    "If", "Loop", "Scan", "NonZero", "Unique", "SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss",
+from .onnx_graph import model_nodes, tensor_dims
+
+BANNED_OPS: Mapping[str, str] = MappingProxyType({
+    **dict.fromkeys(("If", "Loop", "Scan"), "data-dependent control flow"),
+    **dict.fromkeys(("NonZero", "Unique"), "an output shape that depends on the input values"),
+    **dict.fromkeys(("SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"),
+                    "a training operator that TensorRT's parser and onnxruntime's CUDA provider do not run"),
+    "OneHot": "its depth must be a build-time constant for TensorRT; a comparison with arange(C) needs none",
+    **dict.fromkeys(("Scatter", "ScatterElements", "ScatterND"),
+                    "duplicate indices leave the result to the backend's write order (TensorRT runs reductions as a plugin)"),
 })
-"""Operators that make a graph data-dependent or that TensorRT's parser rejects."""
+"""The banned-operator policy: operators no exported graph may contain (unless its catalog entry allows
+them by name), each with the reason. The tests check graphs against this same policy."""
 
 BANNED_PREFIXES = ("Sequence", "Optional")
+"""Operator families (``SequenceAt``, ``OptionalGetElement``, ...) that carry non-tensor values TensorRT cannot hold."""
 
 
 class GraphCheckError(ValueError):
     """An exported graph failed a structural check."""
 
 
-def subgraphs(node: onnx.NodeProto) -> Iterable[onnx.GraphProto]:
-    """The graphs a node carries as attributes (Loop/If/Scan bodies)."""
-    for attr in node.attribute:
-        if attr.type == onnx.AttributeProto.GRAPH:
-            yield attr.g
-        yield from attr.graphs
-
-
-def iter_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
-    """Every node, including those in subgraphs (Loop/If bodies)."""
-    for node in graph.node:
-        yield node
-        for sub in subgraphs(node):
-            yield from iter_nodes(sub)
-
-
-def typed_values(graph: onnx.GraphProto) -> Iterable[onnx.ValueInfoProto]:
-    """A value info for every typed tensor the graph names: inputs, value_info, outputs, initializers and
-    ``Constant`` tensors, in this graph and its subgraphs."""
-    yield from graph.input
-    yield from graph.value_info
-    yield from graph.output
-    for init in graph.initializer:
-        yield onnx.helper.make_tensor_value_info(init.name, init.data_type, init.dims)
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    yield onnx.helper.make_tensor_value_info(node.output[0], attr.t.data_type, attr.t.dims)
-        for sub in subgraphs(node):
-            yield from typed_values(sub)
-
-
 def op_histogram(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(node.op_type for node in iter_nodes(model.graph))
+    """How often each operator occurs in the model, subgraphs and local functions included."""
+    return Counter(node.op_type for node in model_nodes(model))
+
+
+def banned_ops(model: onnx.ModelProto, allowed_ops: Iterable[str] = ()) -> list[str]:
+    """The model's operators that the policy (:data:`BANNED_OPS`, :data:`BANNED_PREFIXES`) bans, less ``allowed_ops``, sorted."""
+    allowed = set(allowed_ops)
+    return sorted(op for op in op_histogram(model)
+                  if op not in allowed and (op in BANNED_OPS or op.startswith(BANNED_PREFIXES)))
 
 
 def check_graph(model: onnx.ModelProto, allowed_ops: Iterable[str] = (), dynamic_axes: bool = False) -> onnx.ModelProto:
@@ -66,16 +52,12 @@ def check_graph(model: onnx.ModelProto, allowed_ops: Iterable[str] = (), dynamic
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         raise GraphCheckError(f"ONNX checker or strict shape inference failed: {err}") from err
-    allowed = set(allowed_ops)
-    banned = sorted(
-        op for op in op_histogram(model)
-        if op not in allowed and (op in BANNED_OPS or op.startswith(BANNED_PREFIXES))
-    )
+    banned = banned_ops(model, allowed_ops)
     if banned:
-        raise GraphCheckError(f"graph contains banned operators: {', '.join(banned)}")
+        reasons = (f"{op} ({BANNED_OPS.get(op, 'a non-tensor value')})" for op in banned)
+        raise GraphCheckError(f"graph contains banned operators: {'; '.join(reasons)}")
     if not dynamic_axes:
         for value in model.graph.input:
-            dims = value.type.tensor_type.shape.dim
-            if any(not dim.HasField("dim_value") for dim in dims):
+            if None in (tensor_dims(value) or ()):
                 raise GraphCheckError(f"input {value.name!r} has a dynamic dimension but no dynamic axes were asked for")
     return inferred

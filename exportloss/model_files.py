@@ -21,6 +21,7 @@ import onnx
 from filelock import FileLock
 
 from ._files import atomic_write
+from .onnx_graph import dtype_name, graph_inputs, metadata
 
 if TYPE_CHECKING:
     from .catalog import GraphEntry
@@ -124,8 +125,7 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     _check_against_manifest(path)
     if not catalog_graph:
         return model, entry
-    props = {p.key: p.value for p in model.metadata_props}
-    name = props.get(METADATA_GRAPH)
+    name = metadata(model).get(METADATA_GRAPH)
     if name is None:
         raise ModelFileError(f"{path}: not written by `exportloss export` (no {METADATA_GRAPH!r} metadata naming its catalog graph)")
     if entry is not None and name != entry.name:
@@ -158,20 +158,13 @@ def _check_against_manifest(path: Path) -> None:
 
 def _check_interface(path: Path, model: onnx.ModelProto, entry: GraphEntry) -> None:
     """Inputs and outputs carry the catalog entry's names, dtypes and ranks (sizes may differ: ``--shape``)."""
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in initializers]
     want_inputs = [(spec.name, spec.dtype, len(spec.shape)) for spec in entry.inputs]
-    got_inputs = [(v.name, _dtype(v), len(v.type.tensor_type.shape.dim)) for v in inputs]
+    got_inputs = [(v.name, dtype_name(v), len(v.type.tensor_type.shape.dim)) for v in graph_inputs(model)]
     if got_inputs != want_inputs:
         raise ModelFileError(f"{path}: inputs {_describe(got_inputs)} are not those of catalog graph {entry.name!r}, {_describe(want_inputs)}")
     got_outputs = [v.name for v in model.graph.output]
     if got_outputs != list(entry.outputs):
         raise ModelFileError(f"{path}: outputs {got_outputs} are not those of catalog graph {entry.name!r}, {list(entry.outputs)}")
-
-
-def _dtype(value: onnx.ValueInfoProto) -> str:
-    elem_type = value.type.tensor_type.elem_type
-    return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "?"
 
 
 def _describe(specs) -> str:

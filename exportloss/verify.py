@@ -32,6 +32,7 @@ from .backends.ort import OrtBackend
 from .catalog import VERIFICATION_SEED, Case, GraphEntry
 from .export import to_torch
 from .model_files import ModelMismatchError, load_model
+from .onnx_graph import static_input_shapes
 
 REFERENCE = "reference"
 """What a row is compared with when no other backend is: the float64 eager reference."""
@@ -76,13 +77,6 @@ def load_catalog_model(path: str | os.PathLike, entry: GraphEntry | None = None)
     manifest, the catalog stamp and interface); each failure is one line naming the file.
     """
     return load_model(path, entry)
-
-
-def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    return {
-        value.name: tuple(dim.dim_value for dim in value.type.tensor_type.shape.dim)
-        for value in model.graph.input
-    }
 
 
 def reference_outputs(entry: GraphEntry, module: torch.nn.Module, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -172,7 +166,7 @@ def verify_all(
 def _verify_loaded(path: Path, model: onnx.ModelProto, entry: GraphEntry, backends: Sequence[Backend],
                    seed: int, against: Backend | None) -> list[VerifyRow]:
     """Rows of each backend for one loaded graph: against the reference, then (with ``against``) against that backend."""
-    cases = entry.verification_cases(input_shapes(model), seed=seed)
+    cases = entry.verification_cases(static_input_shapes(model), seed=seed)
     module = entry.build().eval()
     expected = [reference_outputs(entry, module, case.inputs) for case in cases]
     cross_rows = [VerifyRow(entry.name, b.name, b.precision, against=against.name) for b in backends] if against else []

@@ -14,6 +14,7 @@ import torch
 
 from .. import catalog
 from ..export import export_graph, to_torch
+from ..onnx_graph import model_nodes
 from .cases import SCALING, BenchCase, Target, default_cases
 from .timing import (QUIET_SHARE, Backend, Timing, burst_calls, floor_backends, interleaved, local_backend,
                      measure_bandwidth, peak_memory_mib, torch_threads)
@@ -70,7 +71,7 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
     if case.build is not None:
         entry = dataclasses.replace(entry, build=case.build)
     path = export_graph(entry, workdir, shapes=entry.shapes(case.shapes)).path
-    nodes = len(onnx.load(str(path)).graph.node)
+    nodes = sum(1 for _ in model_nodes(onnx.load(str(path))))
     inputs = entry.example_inputs(case.shapes)
     tensors = to_torch(inputs)
     args = [tensors[spec.name] for spec in entry.inputs]

@@ -63,7 +63,7 @@ TOPK_LIMIT = 3840
 """TensorRT's TopK needs a constant ``K < 3840``."""
 DEFAULT_CANDIDATES = 1000
 DEFAULT_ITERATIONS = 16
-"""Cluster-NMS iterations when none are given. Measured with ``export_scripts/measure_cluster_iterations.py``
+"""Cluster-NMS iterations when none are given. Measured with ``tools/measure_cluster_iterations.py``
 on detector-like scenes of 1000 boxes: the slowest needed 10 iterations to reach greedy NMS's full keep
 set (class-agnostic DIoU); 16 leaves margin. Each iteration is one [K, K] x [K, 1] product: the 16 add
 about a fifth to the catalog graph's onnxruntime CPU time (K = 1000)."""

@@ -44,12 +44,22 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..graph_checks import iter_nodes, typed_values
-from .profiles import ShapeRange, fit_profile, format_dims, input_dims
+from ..onnx_graph import (
+    DEFAULT_DOMAINS,
+    default_opset,
+    format_dims,
+    input_dims,
+    iter_nodes,
+    local_functions,
+    producers,
+    subgraphs,
+    tensor_dims,
+    typed_values,
+)
+from .profiles import ShapeRange, fit_profile
 from .support import DEFAULT_TRT_VERSION, TRT_VERSIONS, SupportTable, load_support
 
 SEVERITIES = ("error", "plugin", "warning", "note")
-DEFAULT_DOMAINS = ("", "ai.onnx")
 NOT_FOLDABLE = frozenset({
     "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli",
     "Dropout", "If", "Loop", "Scan",
@@ -148,7 +158,7 @@ class _Scope:
         self.parent = parent
         self.analysis = analysis
         self.initializers = {init.name: init for init in graph.initializer}
-        self.producers = {out: node for node in graph.node for out in node.output if out}
+        self.producers = producers(graph.node)
         self.runtime = {value.name for value in graph.input if value.name not in self.initializers}
         self.constants: set[str] = set(self.initializers)
         self._values: dict[str, np.ndarray | None] = {}
@@ -188,7 +198,7 @@ class _Scope:
             return True
         if node.op_type in ("Shape", "Size"):
             return self.analysis.static_shape(node.input[0]) is not None
-        if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+        if any(subgraphs(node)):
             return False
         return all(not name or self.is_constant(name) for name in node.input)
 
@@ -226,13 +236,13 @@ class _Analysis:
         self.name = name
         self.model = model
         self.profile = profile
-        self.opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), 1)
+        self.opset = default_opset(model)
         try:
             self.inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
             self.inferred = model
         self.types = {value.name: value.type for value in typed_values(self.inferred.graph)}
-        self.functions = {(f.domain, f.name): f for f in model.functions}
+        self.functions = local_functions(model)
         self.dims = input_dims(model)
         self.missing_profile = fit_profile(self.dims, profile)
 
@@ -243,9 +253,7 @@ class _Analysis:
     def dims_of(self, name: str) -> tuple[int | None, ...] | None:
         """Dimensions shape inference found for ``name`` (None for a dynamic one), or None without a shape."""
         tensor_type = self.types.get(name)
-        if tensor_type is None or not tensor_type.tensor_type.HasField("shape"):
-            return None
-        return tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.tensor_type.shape.dim)
+        return None if tensor_type is None else tensor_dims(tensor_type)
 
     def evaluate(self, node: onnx.NodeProto, inputs: list[np.ndarray | None], output: str) -> np.ndarray | None:
         from onnx.reference import ReferenceEvaluator
@@ -281,10 +289,10 @@ class _Analysis:
         return report
 
     def _double_tensors(self, add) -> None:
-        producers = {out: node for node in iter_nodes(self.inferred.graph) for out in node.output}
+        writers = producers(iter_nodes(self.inferred.graph))
         for name, tensor_type in self.types.items():
             if tensor_type.tensor_type.elem_type == onnx.TensorProto.DOUBLE:
-                node = producers.get(name)
+                node = writers.get(name)
                 add(Finding("double", "error", f"tensor {name!r} is DOUBLE; TensorRT casts it down to FLOAT, "
                                                "clamping at +-FLT_MAX", *_label(node) if node else ("", "")))
 
@@ -348,9 +356,8 @@ class _NodeChecker:
             if (op, sentence) not in self.noted:
                 self.noted.add((op, sentence))
                 add("unchecked", "note", f"not checked statically: {sentence}")
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                self.graph(_Scope(sub, scope, self.analysis), f"{where}/{label}.{attr.name}")
+        for attribute, sub in subgraphs(node):
+            self.graph(_Scope(sub, scope, self.analysis), f"{where}/{label}.{attribute}")
 
     def _constant_input(self, node, scope: _Scope, check, add) -> None:
         formal = [f.name for f in onnx.defs.get_schema(node.op_type, self.analysis.opset, "").inputs]

@@ -23,9 +23,10 @@ import onnx
 
 from ..ops.checks import check_choice
 from .._files import atomic_write
+from ..onnx_graph import format_dims, input_dims
 from ._cuda import CudaDriver, TensorRTUnavailable
 from .fp16 import to_float16
-from .profiles import ShapeRange, fit_profile, format_dims, input_dims
+from .profiles import ShapeRange, fit_profile
 
 PRECISIONS = ("fp32", "fp16")
 DEFAULT_WORKSPACE_MIB = 1024

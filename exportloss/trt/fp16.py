@@ -34,6 +34,8 @@ import onnx
 import onnx.numpy_helper
 from onnx import TensorProto
 
+from ..onnx_graph import producers, tensor_dims, typed_values
+
 FLOAT32_OPS: Mapping[str, str] = {
     **dict.fromkeys(("ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceProd",
                      "CumSum", "MatMul", "Gemm", "Einsum"), "sum over many elements"),
@@ -61,9 +63,8 @@ def pixel_inputs(model: onnx.ModelProto) -> list[str]:
     """Box coordinates, in pixels: float graph inputs shaped ``[..., 4]`` named like :data:`BOX_INPUT_NAME`."""
     names = []
     for value in model.graph.input:
-        tensor = value.type.tensor_type
-        dims = tensor.shape.dim
-        if (tensor.elem_type == TensorProto.FLOAT and dims and dims[-1].dim_value == 4
+        dims = tensor_dims(value)
+        if (value.type.tensor_type.elem_type == TensorProto.FLOAT and dims and dims[-1] == 4
                 and BOX_INPUT_NAME.search(value.name)):
             names.append(value.name)
     return names
@@ -122,12 +123,12 @@ def to_float16(model: onnx.ModelProto, pixel: Iterable[str] | None = None) -> on
 def _float32_outputs(graph: onnx.GraphProto, names: set[str]) -> None:
     """Give float32 back to outputs the converter left in fp16 (1.16 does so when a blocked node produces
     the output, despite ``keep_io_types``): the output Cast casts to FLOAT, or a Cast to FLOAT is appended."""
-    producers = {out: node for node in graph.node for out in node.output}
+    writers = producers(graph.node)
     for output in graph.output:
         if output.name not in names or output.type.tensor_type.elem_type != TensorProto.FLOAT16:
             continue
         output.type.tensor_type.elem_type = TensorProto.FLOAT
-        producer = producers[output.name]
+        producer = writers[output.name]
         if producer.op_type == "Cast":
             next(attr for attr in producer.attribute if attr.name == "to").i = TensorProto.FLOAT
             continue
@@ -145,16 +146,14 @@ def _drop_round_trips(graph: onnx.GraphProto) -> None:
     several consumers), so a float32 area read twice would round-trip through fp16 and overflow.
     """
     inferred = onnx.shape_inference.infer_shapes(onnx.helper.make_model(graph))
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
-    types.update({init.name: init.data_type for init in graph.initializer})
-    producers = {out: node for node in graph.node for out in node.output}
+    types = {value.name: value.type.tensor_type.elem_type for value in typed_values(inferred.graph)}
+    writers = producers(graph.node)
     outputs = {o.name for o in graph.output}
     rename: dict[str, str] = {}
     for node in graph.node:
         if node.op_type != "Cast" or _cast_to(node) != TensorProto.FLOAT:
             continue
-        source = producers.get(node.input[0])
+        source = writers.get(node.input[0])
         if source is None or source.op_type != "Cast" or _cast_to(source) != TensorProto.FLOAT16:
             continue
         if types.get(source.input[0]) == TensorProto.FLOAT:

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import onnx
-
-Dims = tuple[int | None, ...]
-"""An input's dimensions from the ONNX file: an int for a static dimension, None for a dynamic one."""
+from ..onnx_graph import Dims
 
 
 @dataclass(frozen=True)
@@ -20,17 +17,6 @@ class ShapeRange:
     min: tuple[int, ...]
     opt: tuple[int, ...]
     max: tuple[int, ...]
-
-
-def input_dims(model: onnx.ModelProto) -> dict[str, Dims]:
-    """Dimensions of the graph's real inputs (initializers listed as inputs by old exporters excluded)."""
-    initializers = {init.name for init in model.graph.initializer}
-    return {
-        value.name: tuple(dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
-                          for dim in value.type.tensor_type.shape.dim)
-        for value in model.graph.input
-        if value.name not in initializers
-    }
 
 
 def make_profile(
@@ -74,7 +60,3 @@ def fit_profile(dims: Mapping[str, Dims], profile: Mapping[str, ShapeRange]) -> 
                 i, d = fixed[0]
                 raise ValueError(f"{label} shape of {name!r} sets static dimension {i} to {shape[i]}; the model fixes it at {d}")
     return [name for name, shape in dims.items() if None in shape and name not in profile]
-
-
-def format_dims(dims: Dims) -> str:
-    return "x".join("?" if d is None else str(d) for d in dims)

@@ -1,6 +1,6 @@
 """TensorRT's ONNX-parser support tables, one per supported TensorRT version, shipped as package data.
 
-The tables are written by ``export_scripts/make_trt_tables.py`` from the parser's own operator table
+The tables are written by ``tools/make_trt_tables.py`` from the parser's own operator table
 (onnx-tensorrt ``docs/operators.md`` at 10.1) plus the rows later releases document as changed. Each
 operator has ``supported``, the parser's ``types`` and ``restrictions`` text, the restrictions turned
 into machine-checkable ``checks`` and the sentences left ``unchecked``.

@@ -14,8 +14,9 @@ import onnxruntime as ort
 import pytest
 
 from exportloss import catalog
-from exportloss.export import EXPORTERS, MANIFEST, export_model, read_manifest, tensor_specs
+from exportloss.export import EXPORTERS, MANIFEST, export_model, read_manifest
 from exportloss.graph_checks import op_histogram
+from exportloss.onnx_graph import tensor_specs
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

@@ -96,7 +96,7 @@ def test_subgraphs_are_checked():
 
 
 def test_table_is_generated_from_the_registration_macros():
-    spec = importlib.util.spec_from_file_location("gen", ROOT / "export_scripts" / "make_ort_cuda_table.py")
+    spec = importlib.util.spec_from_file_location("gen", ROOT / "tools" / "make_ort_cuda_table.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     source = """

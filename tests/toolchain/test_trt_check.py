@@ -74,7 +74,7 @@ def test_tables_record_version_source_and_documented_differences():
 
 @pytest.mark.skipif(not REFERENCE_TABLE.exists(), reason="the parser's table is not at /work/shared/reference")
 def test_committed_tables_are_what_the_script_writes(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_trt_tables", ROOT / "export_scripts" / "make_trt_tables.py")
+    spec = importlib.util.spec_from_file_location("make_trt_tables", ROOT / "tools" / "make_trt_tables.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     operators, opset = script.parse_table(REFERENCE_TABLE.read_text())

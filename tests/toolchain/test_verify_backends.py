@@ -228,7 +228,7 @@ def test_json_report_records_failures(exported, tmp_path, capsys):
     assert row["verdict"] == "FAIL" and "does not exist" in row["failures"][0]
 
 
-# --- export_scripts/gpu_check.sh --------------------------------------------------------------------------------
+# --- tools/gpu_check.sh --------------------------------------------------------------------------------
 
 
 def test_gpu_check_runs_what_loads_and_says_what_it_skipped(tmp_path):
@@ -243,7 +243,7 @@ def test_gpu_check_runs_what_loads_and_says_what_it_skipped(tmp_path):
         'exit 0\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    script = Path(__file__).resolve().parents[2] / "export_scripts" / "gpu_check.sh"
+    script = Path(__file__).resolve().parents[2] / "tools" / "gpu_check.sh"
     result = subprocess.run(["bash", str(script)], env={**os.environ, "BIN": str(bin_dir), "OUT": str(tmp_path / "out")},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -23,6 +23,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from exportloss.onnx_graph import subgraphs
+
 TIE_BREAKING_OPS = ("TopK", "ArgMax", "ArgMin")
 _INT64_MIN = np.iinfo(np.int64).min
 
@@ -30,7 +32,7 @@ _INT64_MIN = np.iinfo(np.int64).min
 def tie_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The graph's TopK/ArgMax/ArgMin nodes (top level; catalog graphs have no subgraphs)."""
     for node in model.graph.node:
-        if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+        if any(subgraphs(node)):
             raise NotImplementedError(f"node {node.name or node.op_type} has a subgraph; the rewrite handles flat graphs")
     return [node for node in model.graph.node if node.op_type in TIE_BREAKING_OPS]
 

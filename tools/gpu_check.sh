@@ -9,7 +9,7 @@
 # skipped and why, then PASS/FAIL and the time. Works with onnxruntime-gpu and no TensorRT. Exits 1 when a step
 # fails, 0 otherwise.
 #
-# Usage: export_scripts/gpu_check.sh [fp32|fp16]     (precision of the TensorRT engines; default fp32)
+# Usage: tools/gpu_check.sh [fp32|fp16]     (precision of the TensorRT engines; default fp32)
 #   BIN=.venv/bin      where exportloss and python live
 #   MODELS=models      the exported ONNX files (`exportloss export --all` writes them)
 #   OUT=build/gpu_check  where the JSON reports go

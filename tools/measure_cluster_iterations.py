@@ -6,7 +6,7 @@ checks against the plain-loop greedy reference, and prints the distribution, onc
 set and once for the first ``max_det`` detections. ``exportloss.detection.nms.DEFAULT_ITERATIONS`` was chosen
 from its output (see the README).
 
-    python export_scripts/measure_cluster_iterations.py --boxes 1000 --classes 1 --scenes 200
+    python tools/measure_cluster_iterations.py --boxes 1000 --classes 1 --scenes 200
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ project ran on a GPU (``/work/shared/reference/gpu-runs.md``). That run placed e
 catalog on the CUDA provider except ``Atan``, so two kernels later releases added are listed in
 ``OBSERVED`` with the run as their source, for the element types it exercised.
 
-Usage: ``python export_scripts/make_ort_cuda_table.py --source PATH/cuda_execution_provider.cc
+Usage: ``python tools/make_ort_cuda_table.py --source PATH/cuda_execution_provider.cc
 --revision "microsoft/onnxruntime@COMMIT" [--out FILE]``
 """
 
@@ -92,7 +92,7 @@ def table(kernels: list[dict], revision: str) -> dict:
     return {
         "provider": "CUDAExecutionProvider",
         "source": f"{revision}: onnxruntime/core/providers/cuda/cuda_execution_provider.cc",
-        "generated_by": "export_scripts/make_ort_cuda_table.py",
+        "generated_by": "tools/make_ort_cuda_table.py",
         "observed_rows": "rows with a 'source' key are not in that file but were observed on a later release",
         "types_note": "types: element types of typed registrations (a composite tag such as OneHot's "
                       "INT64_FLOAT_INT64 lists its type parameters in order); null: an untyped registration "

@@ -9,7 +9,7 @@ Each restriction sentence of the table is turned into a machine-checkable rule w
 of the recognised patterns and the names it quotes exist in the operator's ONNX schema; every other
 sentence is kept verbatim under ``unchecked`` so the static check can say it did not prove it.
 
-Usage: ``python export_scripts/make_trt_tables.py [--table PATH] [--out DIR]``
+Usage: ``python tools/make_trt_tables.py [--table PATH] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def table_for(version: str, operators: dict[str, dict], opset: tuple[int, int]) 
     return {
         "tensorrt": version,
         "source": source,
-        "generated_by": "export_scripts/make_trt_tables.py",
+        "generated_by": "tools/make_trt_tables.py",
         "opset": {"min": opset[0], "max": opset[1]},
         "precision_flags": precision_flags,
         "operators": {op: operator_entry(op, row) for op, row in sorted(rows.items())},
