@@ -40,7 +40,8 @@ from ..boxes.iou import pairwise_iou
 from ..ops.checks import broadcast_batch, check_boxes
 from ..ops.numerics import is_finite
 from ..ops.ties import first_argmax
-from .options import ASSIGN_KINDS, AssignOptions  # noqa: F401 (ASSIGN_KINDS: exportloss.detection.assign.ASSIGN_KINDS)
+from .options import AssignOptions
+
 BACKGROUND = -1
 IGNORED = -2
 _PADDING_PENALTY = 3.0
