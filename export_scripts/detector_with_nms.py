@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from exportloss.catalog import Case, GraphEntry, TensorSpec
-from exportloss.catalog.detection import nms_reference_for
 from exportloss.export import EXPORTERS, export_graph
 from exportloss.detection.nms import ClusterNMS
+from exportloss.reference.detection import nms_reference
 from exportloss.trt import check_model
 from exportloss.verify import verify
 
@@ -84,7 +84,7 @@ class DetectorWithNMS(nn.Module):
 def end_to_end_reference(module: DetectorWithNMS, features: torch.Tensor):
     """The eager float32 head (the network itself is not under test), then greedy DIoU-NMS in float64."""
     boxes, scores = module.head(features.float())
-    return nms_reference_for(module.nms, boxes.double(), scores.double())
+    return nms_reference(boxes.double(), scores.double(), module.nms.options)
 
 
 ENTRY = GraphEntry(

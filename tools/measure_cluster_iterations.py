@@ -19,6 +19,7 @@ import torch
 
 from exportloss import cluster_nms
 from exportloss.catalog.detection import detection_scene
+from exportloss.detection import NMSOptions
 from exportloss.detection.nms import DEFAULT_CANDIDATES, DEFAULT_ITERATIONS
 from exportloss.reference.detection import nms_reference
 
@@ -31,7 +32,7 @@ def iterations_needed(boxes: torch.Tensor, scores: torch.Tensor, kind: str, max_
     """(iterations for the whole keep set, iterations for the first ``max_det`` detections)."""
     k = min(DEFAULT_CANDIDATES, scores[0].numel())
     exact_all = cluster_nms(boxes, scores, kind=kind, max_det=k, iterations=k)
-    greedy = nms_reference(boxes.double(), scores.double(), kind=kind, max_det=k)
+    greedy = nms_reference(boxes.double(), scores.double(), NMSOptions(kind=kind, max_det=k))
     assert same(exact_all, greedy), "exact Cluster-NMS differs from greedy NMS"
     exact_top = cluster_nms(boxes, scores, kind=kind, max_det=max_det, iterations=k)
     needed_top = None

@@ -34,9 +34,9 @@ def box_corners(
     ``layout`` shapes each coordinate for what it will meet: ``"flat"`` gives ``[..., N]``,
     ``"column"`` gives ``[..., N, 1]`` and ``"row"`` gives ``[..., 1, N]``, so that a column broadcast
     against a row is pairwise. Column and row come straight from one Split (after one Transpose for
-    rows) instead of Squeeze and Unsqueeze nodes per coordinate.
+    rows) instead of Squeeze and Unsqueeze nodes per coordinate. ``fmt`` must be one of :data:`BOX_FORMATS`;
+    the public entry points check it once per call, so this inner helper does not check it again.
     """
-    check_choice("fmt", fmt, BOX_FORMATS)
     if layout == "column":
         a, b, c, d = boxes.split(1, dim=-1)
     elif layout == "row":
@@ -53,8 +53,9 @@ def box_corners(
 
 def convert_boxes(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
     """Convert ``boxes [..., 4]`` from ``in_fmt`` to ``out_fmt``."""
-    x1, y1, x2, y2 = box_corners(boxes, in_fmt)
+    check_choice("in_fmt", in_fmt, BOX_FORMATS)
     check_choice("out_fmt", out_fmt, BOX_FORMATS)
+    x1, y1, x2, y2 = box_corners(boxes, in_fmt)
     if out_fmt == "xyxy":
         return torch.stack((x1, y1, x2, y2), dim=-1)
     w, h = x2 - x1, y2 - y1

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..detection.assign import MaxIoUAssigner
 from ..detection.match_metrics import MatchMetrics
-from ..detection.nms import DEFAULT_CANDIDATES, ClusterNMS, FastNMS
+from ..detection.nms import ClusterNMS, FastNMS
 from ..detection.rotated_nms import RotatedClusterNMS
 from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference
 from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
@@ -102,14 +102,6 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
         best = scores.max(axis=2, keepdims=True)
         cases.append(Case("equal-scores-across-classes", {"boxes": boxes, "scores": np.broadcast_to(best, scores.shape).copy()}))
     return cases
-
-
-def nms_reference_for(module, boxes, scores, fast: bool = False):
-    config = module.config
-    return nms_reference(
-        boxes, scores, config.iou_thr, config.kind, config.diou_beta, config.score_thr, config.max_det,
-        config.candidates or DEFAULT_CANDIDATES, config.eps, fast=fast,
-    )
 
 
 def prefix_valid(rng: np.random.Generator, shape: tuple[int, ...], min_valid: int = 1) -> np.ndarray:
@@ -207,13 +199,13 @@ def match_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
 def _register_detection_family() -> None:
     nms_inputs = (TensorSpec("boxes", (2, 1000, 4)), TensorSpec("scores", (2, 1000, 80)))
     nms_outputs = ("num_dets", "det_boxes", "det_scores", "det_classes")
-    for name, summary, build, fast in (
+    for name, summary, build in (
         ("cluster_nms", "Cluster-NMS (IoU 0.5, 80 classes, top 1000 pairs) to 100 fixed-shape detections",
-         lambda: ClusterNMS(kind="iou"), False),
+         lambda: ClusterNMS(kind="iou")),
         ("cluster_diou_nms", "Cluster-DIoU-NMS (IoU - rho^2/c^2 > 0.5) to 100 fixed-shape detections",
-         lambda: ClusterNMS(kind="diou"), False),
+         lambda: ClusterNMS(kind="diou")),
         ("fast_nms", "Fast NMS (one Cluster-NMS iteration, IoU 0.5) to 100 fixed-shape detections",
-         lambda: FastNMS(kind="iou"), True),
+         lambda: FastNMS(kind="iou")),
     ):
         register(GraphEntry(
             name=name,
@@ -221,7 +213,7 @@ def _register_detection_family() -> None:
             build=build,
             inputs=nms_inputs,
             outputs=nms_outputs,
-            reference=lambda module, boxes, scores, fast=fast: nms_reference_for(module, boxes, scores, fast),
+            reference=lambda module, boxes, scores: nms_reference(boxes, scores, module.options),
             random_inputs=lambda shapes, rng: detection_scene(rng, shapes["boxes"], shapes["scores"]),
             edge_cases=nms_edge_cases,
         ))
@@ -232,7 +224,7 @@ def _register_detection_family() -> None:
         inputs=(TensorSpec("anchors", (2, 1000, 4)), TensorSpec("gt_boxes", (2, 20, 4)), TensorSpec("gt_valid", (2, 20), "bool")),
         outputs=("assigned_gt", "max_overlap"),
         reference=lambda module, anchors, gt_boxes, gt_valid: max_iou_assign_reference(
-            anchors, gt_boxes, gt_valid, *module.config
+            anchors, gt_boxes, gt_valid, module.options
         ),
         random_inputs=assign_inputs,
         edge_cases=assign_edge_cases,
@@ -245,7 +237,7 @@ def _register_detection_family() -> None:
                 TensorSpec("gt_boxes", (2, 20, 4)), TensorSpec("gt_valid", (2, 20), "bool")),
         outputs=("mean_best_iou", "recall", "matched_loss", "num_gt"),
         reference=lambda module, pred_boxes, pred_valid, gt_boxes, gt_valid: match_metrics_reference(
-            pred_boxes, pred_valid, gt_boxes, gt_valid, *module.config
+            pred_boxes, pred_valid, gt_boxes, gt_valid, module.options
         ),
         random_inputs=match_inputs,
         edge_cases=match_edge_cases,
@@ -302,10 +294,7 @@ def _register_rotated_detection_family() -> None:
         build=lambda: RotatedClusterNMS(criterion="iou", candidates=256),
         inputs=(TensorSpec("boxes", (2, 128, 5)), TensorSpec("scores", (2, 128, 15))),
         outputs=("num_dets", "det_boxes", "det_scores", "det_classes"),
-        reference=lambda module, boxes, scores: rotated_nms_reference(
-            boxes, scores, module.config.iou_thr, module.config.kind, module.config.score_thr, module.config.max_det,
-            module.config.candidates, module.config.eps,
-        ),
+        reference=lambda module, boxes, scores: rotated_nms_reference(boxes, scores, module.options),
         random_inputs=lambda shapes, rng: rotated_scene(rng, shapes["boxes"], shapes["scores"]),
         edge_cases=rotated_nms_edge_cases,
     ))

@@ -13,7 +13,7 @@ import numpy as np
 from torch import nn
 
 from ..segmentation.dice import DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss
-from ..reference.segmentation import module_reference
+from ..reference.segmentation import overlap_loss_reference, overlap_scores_reference
 from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
 
 IGNORE_INDEX = 255
@@ -87,13 +87,14 @@ def _register(name: str, summary: str, build: Callable[[], nn.Module], mode: str
               output: str = "loss") -> None:
     target = TensorSpec("target", (2, 64, 64), "int64") if mode == "multiclass" else TensorSpec("target", LOGITS_SHAPE)
     random_inputs, edge_cases = segmentation_io(mode, ignore_index)
+    reference = overlap_scores_reference if output == "score" else overlap_loss_reference
     register(GraphEntry(
         name=name,
         summary=summary,
         build=build,
         inputs=(TensorSpec("logits", LOGITS_SHAPE), target),
         outputs=(output,),
-        reference=module_reference,
+        reference=lambda module, logits, target: reference(logits, target, module.options),
         random_inputs=random_inputs,
         edge_cases=edge_cases,
     ))

@@ -36,12 +36,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_interval
+from ..boxes.iou import pairwise_iou
+from ..ops.checks import broadcast_batch, check_boxes
 from ..ops.numerics import is_finite
 from ..ops.ties import first_argmax
-from ..boxes.iou import pairwise_iou
+from .options import AssignOptions
 
-ASSIGN_KINDS = ("iou", "diou")
 BACKGROUND = -1
 IGNORED = -2
 _PADDING_PENALTY = 3.0
@@ -65,6 +65,8 @@ def max_iou_assign(
     allow_low_quality: bool = True,
     kind: str = "iou",
     eps: float = 1e-7,
+    *,
+    options: AssignOptions | None = None,
 ) -> Assignment:
     """Assign each anchor to a ground truth, to background or to "ignore" (see the module docstring).
 
@@ -76,6 +78,7 @@ def max_iou_assign(
         allow_low_quality: run step 3.
         kind: ``"iou"`` or ``"diou"``.
         eps: stabiliser of the overlap, see :mod:`exportloss.boxes.iou`; finite and > 0.
+        options: a prepared :class:`~exportloss.detection.options.AssignOptions` instead of the keywords above.
 
     Returns:
         :class:`Assignment` ``(assigned_gt [B, N] int64: ground-truth index, -1 background,
@@ -86,26 +89,9 @@ def max_iou_assign(
     anchor with one is background with ``max_overlap = NaN`` and claims nothing. ``M = 0`` ground
     truths give all background; ``N = 0`` anchors give empty ``[B, 0]`` outputs.
     """
-    config = _check_config(pos_thr, neg_thr, min_pos_thr, allow_low_quality, kind, eps)
-    return _assign(anchors, gt_boxes, gt_valid, config)
-
-
-class _Config(NamedTuple):
-    pos_thr: float
-    neg_thr: float
-    min_pos_thr: float
-    allow_low_quality: bool
-    kind: str
-    eps: float
-
-
-def _check_config(pos_thr, neg_thr, min_pos_thr, allow_low_quality, kind, eps) -> _Config:
-    check_choice("kind", kind, ASSIGN_KINDS)
-    # Overlaps (IoU, DIoU) lie in [-1, 1]; thresholds outside (-1, 1] would make every test trivial.
-    pos_thr, neg_thr, min_pos_thr = (check_interval(name, value, -1.0, 1.0, low_open=True) for name, value in
-                                     (("pos_thr", pos_thr), ("neg_thr", neg_thr), ("min_pos_thr", min_pos_thr)))
-    eps = check_eps(eps)
-    return _Config(pos_thr, neg_thr, min_pos_thr, bool(allow_low_quality), kind, eps)
+    options = AssignOptions.resolve(options, pos_thr=pos_thr, neg_thr=neg_thr, min_pos_thr=min_pos_thr,
+                                    allow_low_quality=allow_low_quality, kind=kind, eps=eps)
+    return _assign(anchors, gt_boxes, gt_valid, options)
 
 
 def _check_inputs(anchors: object, gt_boxes: object, gt_valid: object) -> None:
@@ -119,7 +105,7 @@ def _check_inputs(anchors: object, gt_boxes: object, gt_valid: object) -> None:
         raise ValueError(f"gt_valid must have shape {list(gt_boxes.shape[:2])} (gt_boxes' [B, M]); got {list(gt_valid.shape)}")
 
 
-def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tensor, config: _Config) -> Assignment:
+def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tensor, options: AssignOptions) -> Assignment:
     _check_inputs(anchors, gt_boxes, gt_valid)
     batch, num_anchors = gt_boxes.shape[0], anchors.shape[1]
     if num_anchors == 0 or gt_boxes.shape[1] == 0:  # static shapes: decided at trace time
@@ -132,20 +118,20 @@ def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tenso
     gt_valid = gt_valid & gt_finite
     gt_boxes = torch.where(gt_finite.unsqueeze(-1), gt_boxes, 0.0)
     anchors = torch.where(anchor_finite.unsqueeze(-1), anchors, 0.0)
-    overlaps = pairwise_iou(anchors, gt_boxes, config.kind, eps=config.eps)  # [B, N, M]
+    overlaps = pairwise_iou(anchors, gt_boxes, options.kind, eps=options.eps)  # [B, N, M]
     # Two broadcast Subs of small [B, 1, M] and [B, N, 1] penalties, cheaper than forming [B, N, M] masks.
     overlaps = overlaps - (~gt_valid).unsqueeze(1).to(overlaps.dtype) * _PADDING_PENALTY
     overlaps = overlaps - (~anchor_finite).unsqueeze(2).to(overlaps.dtype) * _PADDING_PENALTY
     max_overlap, best_gt = first_argmax(overlaps, dim=2)  # ties to the lower ground-truth index
     max_overlap, best_gt = max_overlap.squeeze(2), best_gt.squeeze(2)
     assigned = torch.where(
-        max_overlap >= config.pos_thr,
+        max_overlap >= options.pos_thr,
         best_gt,
-        torch.where(max_overlap < config.neg_thr, BACKGROUND, IGNORED),
+        torch.where(max_overlap < options.neg_thr, BACKGROUND, IGNORED),
     )
-    if config.allow_low_quality:
+    if options.allow_low_quality:
         gt_best = overlaps.amax(dim=1, keepdim=True)  # [B, 1, M]
-        claims = (overlaps == gt_best) & ((gt_best > config.min_pos_thr) & gt_valid.unsqueeze(1))
+        claims = (overlaps == gt_best) & ((gt_best > options.min_pos_thr) & gt_valid.unsqueeze(1))
         # The highest claiming index wins: number ground truths from 1, take the max, 0 = no claim.
         gt_number = torch.arange(1, gt_boxes.shape[1] + 1, device=gt_boxes.device)
         claimant = (claims * gt_number).amax(dim=2) - 1
@@ -156,22 +142,17 @@ def _assign(anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tenso
 
 
 class MaxIoUAssigner(nn.Module):
-    """Module form of :func:`max_iou_assign`: ``forward(anchors, gt_boxes, gt_valid) -> Assignment``."""
+    """Module form of :func:`max_iou_assign`: ``forward(anchors, gt_boxes, gt_valid) -> Assignment``.
 
-    def __init__(
-        self,
-        pos_thr: float = 0.5,
-        neg_thr: float = 0.4,
-        min_pos_thr: float = 0.0,
-        allow_low_quality: bool = True,
-        kind: str = "iou",
-        eps: float = 1e-7,
-    ) -> None:
+    Takes an :class:`~exportloss.detection.options.AssignOptions` or its fields as keywords; kept as ``self.options``.
+    """
+
+    def __init__(self, options: AssignOptions | None = None, **keywords) -> None:
         super().__init__()
-        self.config = _check_config(pos_thr, neg_thr, min_pos_thr, allow_low_quality, kind, eps)
+        self.options = AssignOptions.resolve(options, **keywords)
 
     def forward(self, anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_valid: torch.Tensor) -> Assignment:
-        return _assign(anchors, gt_boxes, gt_valid, self.config)
+        return _assign(anchors, gt_boxes, gt_valid, self.options)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{name}={value!r}" for name, value in self.config._asdict().items())
+        return self.options.fields_repr()

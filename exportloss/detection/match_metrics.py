@@ -32,10 +32,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..ops.checks import check_boxes, check_choice, check_eps, check_interval
+from ..boxes.iou import aligned_iou, pairwise_iou
+from ..ops.checks import check_boxes
 from ..ops.numerics import is_finite
 from ..ops.ties import first_argmax
-from ..boxes.iou import IOU_KINDS, aligned_iou, pairwise_iou
+from .options import MatchOptions
 
 _NO_PREDICTION = -1.0
 """Stands in for the IoU with a padded prediction: below any IoU."""
@@ -57,6 +58,8 @@ def match_metrics(
     match_thr: float = 0.5,
     loss_kind: str = "ciou",
     eps: float = 1e-7,
+    *,
+    options: MatchOptions | None = None,
 ) -> Metrics:
     """Evaluation metrics per image (see the module docstring).
 
@@ -69,30 +72,14 @@ def match_metrics(
         match_thr: the best IoU at which a ground truth counts as matched for ``matched_loss``, in (0, 1].
         loss_kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"``.
         eps: stabiliser, see :mod:`exportloss.boxes.iou`; finite and > 0.
+        options: a prepared :class:`~exportloss.detection.options.MatchOptions` instead of the keywords above.
 
     Returns:
         :class:`Metrics` ``(mean_best_iou [B], recall [B, len(thresholds)], matched_loss [B],
         num_gt [B] int64)``.
     """
-    config = _check_config(thresholds, match_thr, loss_kind, eps)
-    return _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config)
-
-
-class _Config(NamedTuple):
-    thresholds: tuple[float, ...]
-    match_thr: float
-    loss_kind: str
-    eps: float
-
-
-def _check_config(thresholds, match_thr, loss_kind, eps) -> _Config:
-    check_choice("loss_kind", loss_kind, IOU_KINDS)
-    thresholds = tuple(thresholds)
-    if not thresholds:
-        raise ValueError("thresholds must be a non-empty sequence of IoUs in (0, 1]; got ()")
-    thresholds = tuple(check_interval(f"thresholds[{i}]", t, 0.0, 1.0, low_open=True) for i, t in enumerate(thresholds))
-    match_thr = check_interval("match_thr", match_thr, 0.0, 1.0, low_open=True)
-    return _Config(thresholds, match_thr, loss_kind, check_eps(eps))
+    options = MatchOptions.resolve(options, thresholds=thresholds, match_thr=match_thr, loss_kind=loss_kind, eps=eps)
+    return _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, options)
 
 
 def _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid) -> None:
@@ -108,7 +95,7 @@ def _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid) -> None:
         raise ValueError(f"pred_boxes and gt_boxes must have the same batch size; got {pred_boxes.shape[0]} and {gt_boxes.shape[0]}")
 
 
-def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config: _Config) -> Metrics:
+def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, options: MatchOptions) -> Metrics:
     _check_inputs(pred_boxes, pred_valid, gt_boxes, gt_valid)
     # Boxes with a non-finite coordinate count as padding (zeroed so that no NaN enters the sums).
     pred_valid, pred_boxes = _finite_only(pred_valid, pred_boxes)
@@ -117,8 +104,8 @@ def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config: _Config) 
     if pred_boxes.shape[1] == 0:  # K = 0 (static): every ground truth has best IoU 0 and no match
         batch, num_gt = gt_boxes.shape[0], gt_valid.sum(dim=1)
         zeros = torch.zeros(batch, dtype=dtype, device=gt_boxes.device)
-        return Metrics(zeros, zeros.unsqueeze(1).expand(batch, len(config.thresholds)).clone(), zeros.clone(), num_gt)
-    ious = pairwise_iou(gt_boxes, pred_boxes, "iou", eps=config.eps)  # [B, M, K]
+        return Metrics(zeros, zeros.unsqueeze(1).expand(batch, len(options.thresholds)).clone(), zeros.clone(), num_gt)
+    ious = pairwise_iou(gt_boxes, pred_boxes, "iou", eps=options.eps)  # [B, M, K]
     ious = torch.where(pred_valid.unsqueeze(1), ious, _NO_PREDICTION)
     best_iou, best_pred = first_argmax(ious, dim=2)  # ties to the lower prediction index
     best_iou, best_pred = best_iou.squeeze(2).clamp(min=0.0), best_pred.squeeze(2)
@@ -126,14 +113,14 @@ def _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, config: _Config) 
     per_gt = num_gt.clamp(min=1).to(dtype).reciprocal()
     gt_weight = gt_valid.to(dtype)
     mean_best_iou = (best_iou * gt_weight).sum(dim=1) * per_gt
-    hits = torch.stack([best_iou >= thr for thr in config.thresholds], dim=-1)  # [B, M, T]
+    hits = torch.stack([best_iou >= thr for thr in options.thresholds], dim=-1)  # [B, M, T]
     recall = (hits.to(dtype) * gt_weight.unsqueeze(-1)).sum(dim=1) * per_gt.unsqueeze(-1)
 
-    matched = gt_weight * (best_iou >= config.match_thr).to(dtype)
+    matched = gt_weight * (best_iou >= options.match_thr).to(dtype)
     best_boxes = pred_boxes.gather(1, best_pred.unsqueeze(-1).expand(-1, -1, 4))
     # Unmatched rows pair a ground truth with an arbitrary box; the IoU family stays finite on any
     # boxes, so multiplying by the 0 weight removes them exactly.
-    loss = 1.0 - aligned_iou(best_boxes, gt_boxes, config.loss_kind, eps=config.eps)
+    loss = 1.0 - aligned_iou(best_boxes, gt_boxes, options.loss_kind, eps=options.eps)
     matched_loss = (loss * matched).sum(dim=1) / matched.sum(dim=1).clamp(min=1.0)
     return Metrics(mean_best_iou, recall, matched_loss, num_gt)
 
@@ -144,20 +131,17 @@ def _finite_only(valid: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor
 
 
 class MatchMetrics(nn.Module):
-    """Module form of :func:`match_metrics`: ``forward(pred_boxes, pred_valid, gt_boxes, gt_valid) -> Metrics``."""
+    """Module form of :func:`match_metrics`: ``forward(pred_boxes, pred_valid, gt_boxes, gt_valid) -> Metrics``.
 
-    def __init__(
-        self,
-        thresholds: Sequence[float] = (0.5, 0.75),
-        match_thr: float = 0.5,
-        loss_kind: str = "ciou",
-        eps: float = 1e-7,
-    ) -> None:
+    Takes a :class:`~exportloss.detection.options.MatchOptions` or its fields as keywords; kept as ``self.options``.
+    """
+
+    def __init__(self, options: MatchOptions | None = None, **keywords) -> None:
         super().__init__()
-        self.config = _check_config(thresholds, match_thr, loss_kind, eps)
+        self.options = MatchOptions.resolve(options, **keywords)
 
     def forward(self, pred_boxes, pred_valid, gt_boxes, gt_valid) -> Metrics:
-        return _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, self.config)
+        return _match_metrics(pred_boxes, pred_valid, gt_boxes, gt_valid, self.options)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{name}={value!r}" for name, value in self.config._asdict().items())
+        return self.options.fields_repr()

@@ -48,25 +48,18 @@ coordinate-offset trick, which loses float32 precision on large offsets.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.checks import check_choice, check_float_tensor, check_eps, check_interval, check_number
 from ..boxes.iou import pairwise_iou, pairwise_iou_and_distance
+from ..ops.checks import check_float_tensor
+# The constants live with the options; importing them here keeps exportloss.detection.nms.DEFAULT_ITERATIONS & co.
+from .options import DEFAULT_CANDIDATES, DEFAULT_ITERATIONS, NMS_KINDS, TOPK_LIMIT, NMSOptions, _SuppressionOptions  # noqa: F401
 
-NMS_KINDS = ("iou", "diou")
-TOPK_LIMIT = 3840
-"""TensorRT's TopK needs a constant ``K < 3840``."""
-DEFAULT_CANDIDATES = 1000
-DEFAULT_ITERATIONS = 16
-"""Cluster-NMS iterations when none are given. Measured with ``tools/measure_cluster_iterations.py``
-on detector-like scenes of 1000 boxes: the slowest needed 10 iterations to reach greedy NMS's full keep
-set (class-agnostic DIoU); 16 leaves margin. Each iteration is one [K, K] x [K, 1] product: the 16 add
-about a fifth to the catalog graph's onnxruntime CPU time (K = 1000)."""
 MAX_PAIRS = 1 << 24
 """``N·C`` limit: the dynamo exporter divides flat pair indices in float32, and the tie rule's sort keys
 and counts are float32; both are exact below 2**24."""
@@ -92,6 +85,8 @@ def cluster_nms(
     iterations: int | None = None,
     candidates: int | None = None,
     eps: float = 1e-7,
+    *,
+    options: NMSOptions | None = None,
 ) -> Detections:
     """Batched multi-class Cluster-NMS with fixed-shape outputs (see the module docstring).
 
@@ -107,46 +102,27 @@ def cluster_nms(
             NMS, ``None`` is :data:`DEFAULT_ITERATIONS`.
         candidates: how many top-scoring pairs enter NMS; default ``min(N·C, 1000)``, at most 3839.
         eps: stabiliser of IoU and of DIoU's diagonal; finite and > 0.
+        options: a prepared :class:`~exportloss.detection.options.NMSOptions` instead of the keywords above.
 
     Returns:
         :class:`Detections` ``(num_dets [B], det_boxes [B, max_det, 4], det_scores [B, max_det],
         det_classes [B, max_det])``.
     """
-    config = _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps)
-    return _cluster_nms(boxes, scores, config)
+    options = NMSOptions.resolve(options, iou_thr=iou_thr, kind=kind, diou_beta=diou_beta, score_thr=score_thr,
+                                 max_det=max_det, iterations=iterations, candidates=candidates, eps=eps)
+    return _cluster_nms(boxes, scores, options)
 
 
-def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, **kwargs) -> Detections:
-    """Fast NMS: :func:`cluster_nms` with one iteration (may drop boxes greedy NMS would keep)."""
-    return cluster_nms(boxes, scores, iterations=1, **kwargs)
+def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions | None = None, **keywords) -> Detections:
+    """Fast NMS: :func:`cluster_nms` with one iteration (may drop boxes greedy NMS would keep).
+
+    ``options`` or the keywords of :func:`cluster_nms` but ``iterations``, which is always 1.
+    """
+    return _cluster_nms(boxes, scores, _fast(NMSOptions.resolve(options, **keywords)))
 
 
-class _Config(NamedTuple):
-    iou_thr: float
-    kind: str
-    diou_beta: float
-    score_thr: float
-    max_det: int
-    iterations: int
-    candidates: int | None
-    eps: float
-
-
-def _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps) -> _Config:
-    check_choice("kind", kind, NMS_KINDS)
-    iou_thr = check_interval("iou_thr", iou_thr, -1.0, 1.0)  # IoU lies in [0, 1], DIoU-NMS's criterion in [-1, 1]
-    if not (isinstance(score_thr, (int, float)) and math.isfinite(score_thr)):  # scores may be logits: any real
-        raise ValueError(f"score_thr must be a finite number; got {score_thr!r}")
-    diou_beta = check_number("diou_beta", diou_beta, 0.0, strict=True)
-    eps = check_eps(eps)
-    if not (isinstance(max_det, int) and 1 <= max_det < TOPK_LIMIT):
-        raise ValueError(f"max_det must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {max_det!r}")
-    if iterations is not None and not (isinstance(iterations, int) and iterations >= 1):
-        raise ValueError(f"iterations must be a positive int or None; got {iterations!r}")
-    if candidates is not None and not (isinstance(candidates, int) and 1 <= candidates < TOPK_LIMIT):
-        raise ValueError(f"candidates must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {candidates!r}")
-    iterations = DEFAULT_ITERATIONS if iterations is None else iterations
-    return _Config(float(iou_thr), kind, float(diou_beta), float(score_thr), max_det, iterations, candidates, float(eps))
+def _fast(options: NMSOptions) -> NMSOptions:
+    return dataclasses.replace(options, iterations=1)
 
 
 def _check_inputs(boxes: object, scores: object, box_size: int = 4) -> None:
@@ -163,13 +139,14 @@ def _check_inputs(boxes: object, scores: object, box_size: int = 4) -> None:
         raise ValueError(f"scores must hold fewer than 2**24 (box, class) pairs per image; got {scores.shape[1:].numel()}")
 
 
-def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config, overlap_fn=None, box_size: int = 4) -> Detections:
-    """``overlap_fn(cand_boxes [B, K, box_size], config) -> [B, K, K]`` replaces :func:`_overlap` (rotated NMS)."""
+def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, options: _SuppressionOptions, overlap_fn=None,
+                 box_size: int = 4) -> Detections:
+    """``overlap_fn(cand_boxes [B, K, box_size], options) -> [B, K, K]`` replaces :func:`_overlap` (rotated NMS)."""
     _check_inputs(boxes, scores, box_size)
     batch, num_boxes = boxes.shape[:2]
     num_classes = scores.shape[2] if scores.dim() == 3 else 1
     num_pairs = num_boxes * num_classes
-    k = min(config.candidates or DEFAULT_CANDIDATES, num_pairs)
+    k = options.candidate_count(num_pairs)
     flat_scores = scores.reshape(batch, num_pairs)
     # NaN scores rank below every score (-inf fails every score_thr), so they never take a real pair's slot.
     flat_scores = torch.where(flat_scores == flat_scores, flat_scores, float("-inf"))  # x == x is false for NaN alone; Equal runs everywhere, IsNaN not on every CUDA provider
@@ -195,30 +172,30 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, config: _Config, ove
     # [B, K, 1] keep column. Candidates under score_thr come last in the order, so they can only
     # suppress each other and need no mask here. A box with a NaN coordinate has NaN overlaps, which
     # fail the `>` test: it overlaps nothing.
-    suppressed_by = ((overlap_fn or _overlap)(cand_boxes, config) > config.iou_thr) & precedes.transpose(1, 2)
+    suppressed_by = ((overlap_fn or _overlap)(cand_boxes, options) > options.iou_thr) & precedes.transpose(1, 2)
     if num_classes > 1:
         suppressed_by = suppressed_by & (cand_classes.unsqueeze(2) == cand_classes.unsqueeze(1))
     suppressed_by = suppressed_by.to(boxes.dtype)
     keep = torch.ones(batch, k, 1, dtype=boxes.dtype, device=boxes.device)
-    for _ in range(config.iterations):
+    for _ in range(options.iterations):
         # Exact under any matmul precision: 0/1 entries are exact in TF32 (and fp16/bf16), their
         # products are 0 or 1, and a float32 accumulation of at most K < 2**24 ones is an exact count.
         keep = (torch.matmul(suppressed_by, keep) < 0.5).to(boxes.dtype)
-    kept = (keep.squeeze(2) > 0.5) & (cand_scores > config.score_thr)
+    kept = (keep.squeeze(2) > 0.5) & (cand_scores > options.score_thr)
 
     # Slots in the tie rule's order: unique keys, kept candidates (K, 2K] by rank, the others (0, K],
     # so TopK has no ties to break and the first num_dets slots are the kept ones.
-    slot_key, slot = torch.where(kept, 2 * k - rank, k - rank).topk(min(config.max_det, k), dim=1)
+    slot_key, slot = torch.where(kept, 2 * k - rank, k - rank).topk(min(options.max_det, k), dim=1)
     filled = slot_key > k
     det_boxes = torch.where(filled.unsqueeze(-1), cand_boxes.gather(1, slot.unsqueeze(-1).expand(-1, -1, box_size)), 0.0)
     det_scores = torch.where(filled, cand_scores.gather(1, slot), 0.0)
     det_classes = torch.where(filled, cand_classes.gather(1, slot), -1)
-    missing = config.max_det - slot.shape[1]
+    missing = options.max_det - slot.shape[1]
     if missing:
         det_boxes = F.pad(det_boxes, (0, 0, 0, missing))
         det_scores = F.pad(det_scores, (0, missing))
         det_classes = F.pad(det_classes, (0, missing), value=-1)
-    num_dets = kept.sum(dim=1).clamp(max=config.max_det)
+    num_dets = kept.sum(dim=1).clamp(max=options.max_det)
     return Detections(num_dets, det_boxes, det_scores, det_classes)
 
 
@@ -242,40 +219,34 @@ def _top_candidates(flat_scores: torch.Tensor, k: int) -> torch.Tensor:
     return key.topk(k, dim=1).indices
 
 
-def _overlap(boxes: torch.Tensor, config: _Config) -> torch.Tensor:
+def _overlap(boxes: torch.Tensor, options: NMSOptions) -> torch.Tensor:
     """``[B, K, K]`` NMS criterion of the candidates with each other."""
-    if config.kind == "iou":
-        return pairwise_iou(boxes, boxes, "iou", eps=config.eps)
-    iou, distance = pairwise_iou_and_distance(boxes, boxes, eps=config.eps)
-    return iou - (distance if config.diou_beta == 1.0 else distance.pow(config.diou_beta))
+    if options.kind == "iou":
+        return pairwise_iou(boxes, boxes, "iou", eps=options.eps)
+    iou, distance = pairwise_iou_and_distance(boxes, boxes, eps=options.eps)
+    return iou - (distance if options.diou_beta == 1.0 else distance.pow(options.diou_beta))
 
 
 class ClusterNMS(nn.Module):
-    """Module form of :func:`cluster_nms`: ``forward(boxes [B, N, 4], scores [B, N(, C)]) -> Detections``."""
+    """Module form of :func:`cluster_nms`: ``forward(boxes [B, N, 4], scores [B, N(, C)]) -> Detections``.
 
-    def __init__(
-        self,
-        iou_thr: float = 0.5,
-        kind: str = "iou",
-        diou_beta: float = 1.0,
-        score_thr: float = 0.05,
-        max_det: int = 100,
-        iterations: int | None = None,
-        candidates: int | None = None,
-        eps: float = 1e-7,
-    ) -> None:
+    ``ClusterNMS(NMSOptions(kind="diou"))`` or ``ClusterNMS(kind="diou")``: an
+    :class:`~exportloss.detection.options.NMSOptions` or its fields as keywords; kept as ``self.options``.
+    """
+
+    def __init__(self, options: NMSOptions | None = None, **keywords) -> None:
         super().__init__()
-        self.config = _check_config(iou_thr, kind, diou_beta, score_thr, max_det, iterations, candidates, eps)
+        self.options = NMSOptions.resolve(options, **keywords)
 
     def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections:
-        return _cluster_nms(boxes, scores, self.config)
+        return _cluster_nms(boxes, scores, self.options)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{name}={value!r}" for name, value in self.config._asdict().items())
+        return self.options.fields_repr()
 
 
 class FastNMS(ClusterNMS):
-    """Fast NMS: :class:`ClusterNMS` with ``iterations=1``."""
+    """Fast NMS: :class:`ClusterNMS` with ``iterations=1`` (whatever ``options`` says)."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(iterations=1, **kwargs)
+    def __init__(self, options: NMSOptions | None = None, **keywords) -> None:
+        super().__init__(_fast(NMSOptions.resolve(options, **keywords)))

@@ -13,18 +13,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops.checks import check_choice
-from .nms import Detections, _check_config, _cluster_nms, _Config
-from ..boxes.rotated import ROTATED_KINDS, rotated_pairwise_iou
+from ..boxes.rotated import rotated_pairwise_iou
+from .nms import Detections, _cluster_nms
+from .options import RotatedNMSOptions
 
 
-def _rotated_overlap(boxes: torch.Tensor, config: _Config) -> torch.Tensor:
-    return rotated_pairwise_iou(boxes, boxes, config.kind, config.eps)
-
-
-def _rotated_config(iou_thr, criterion, score_thr, max_det, iterations, candidates, eps) -> _Config:
-    check_choice("criterion", criterion, ROTATED_KINDS)
-    return _check_config(iou_thr, "iou", 1.0, score_thr, max_det, iterations, candidates, eps)._replace(kind=criterion)
+def _rotated_overlap(boxes: torch.Tensor, options: RotatedNMSOptions) -> torch.Tensor:
+    return rotated_pairwise_iou(boxes, boxes, options.criterion, options.eps)
 
 
 def rotated_cluster_nms(
@@ -37,6 +32,8 @@ def rotated_cluster_nms(
     iterations: int | None = None,
     candidates: int | None = None,
     eps: float = 1e-7,
+    *,
+    options: RotatedNMSOptions | None = None,
 ) -> Detections:
     """Batched multi-class Cluster-NMS of rotated boxes.
 
@@ -46,32 +43,28 @@ def rotated_cluster_nms(
         iou_thr: a candidate is suppressed when its overlap with a kept one is ``> iou_thr``.
         criterion: ``"iou"`` (exact polygon IoU) or ``"probiou"``.
         score_thr, max_det, iterations, candidates, eps: as for :func:`exportloss.cluster_nms`.
+        options: a prepared :class:`~exportloss.detection.options.RotatedNMSOptions` instead of the keywords above.
 
     Returns:
         :class:`~exportloss.detection.nms.Detections` with ``det_boxes [B, max_det, 5]``.
     """
-    config = _rotated_config(iou_thr, criterion, score_thr, max_det, iterations, candidates, eps)
-    return _cluster_nms(boxes, scores, config, _rotated_overlap, box_size=5)
+    options = RotatedNMSOptions.resolve(options, iou_thr=iou_thr, criterion=criterion, score_thr=score_thr, max_det=max_det,
+                                        iterations=iterations, candidates=candidates, eps=eps)
+    return _cluster_nms(boxes, scores, options, _rotated_overlap, box_size=5)
 
 
 class RotatedClusterNMS(nn.Module):
-    """Module form of :func:`rotated_cluster_nms`: ``forward(boxes [B, N, 5], scores [B, N(, C)]) -> Detections``."""
+    """Module form of :func:`rotated_cluster_nms`: ``forward(boxes [B, N, 5], scores [B, N(, C)]) -> Detections``.
 
-    def __init__(
-        self,
-        iou_thr: float = 0.5,
-        criterion: str = "iou",
-        score_thr: float = 0.05,
-        max_det: int = 100,
-        iterations: int | None = None,
-        candidates: int | None = None,
-        eps: float = 1e-7,
-    ) -> None:
+    Takes a :class:`~exportloss.detection.options.RotatedNMSOptions` or its fields as keywords; kept as ``self.options``.
+    """
+
+    def __init__(self, options: RotatedNMSOptions | None = None, **keywords) -> None:
         super().__init__()
-        self.config = _rotated_config(iou_thr, criterion, score_thr, max_det, iterations, candidates, eps)
+        self.options = RotatedNMSOptions.resolve(options, **keywords)
 
     def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections:
-        return _cluster_nms(boxes, scores, self.config, _rotated_overlap, box_size=5)
+        return _cluster_nms(boxes, scores, self.options, _rotated_overlap, box_size=5)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{name}={value!r}" for name, value in self.config._asdict().items())
+        return self.options.fields_repr()

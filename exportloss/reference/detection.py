@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 
+from ..detection.options import AssignOptions, MatchOptions, NMSOptions, RotatedNMSOptions
 from .boxes import box_pair_metric, rotated_pair_iou
 
 
@@ -44,24 +45,19 @@ def nms_criterion(box: np.ndarray, others: np.ndarray, kind: str, diou_beta: flo
 
 
 def nms_reference(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    iou_thr: float = 0.5,
-    kind: str = "iou",
-    diou_beta: float = 1.0,
-    score_thr: float = 0.05,
-    max_det: int = 100,
-    candidates: int = 1000,
-    eps: float = 1e-7,
-    fast: bool = False,
+    boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions = NMSOptions()
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy NMS (``fast=False``) or Fast NMS (``fast=True``) with the outputs of :func:`exportloss.cluster_nms`.
+    """Greedy NMS, or Fast NMS for ``options.iterations == 1``, with the outputs of :func:`exportloss.cluster_nms`.
 
     Greedy: a candidate is kept unless an earlier *kept* candidate of its class overlaps it by more
-    than ``iou_thr``. Fast: unless *any* earlier candidate of its class does.
+    than ``iou_thr``. Fast: unless *any* earlier candidate of its class does. (Cluster-NMS with more
+    iterations is greedy NMS wherever the iterations suffice, see :mod:`exportloss.detection.nms`.)
     """
+    fast = options.iterations == 1
+    max_det = options.max_det
     batch, num_boxes = boxes.shape[:2]
     flat_scores = scores.reshape(batch, -1).numpy()
+    candidates = options.candidate_count(flat_scores.shape[1])
     num_classes = flat_scores.shape[1] // num_boxes
     num_dets = torch.zeros(batch, dtype=torch.int64)
     det_boxes = torch.zeros(batch, max_det, 4, dtype=torch.float64)
@@ -74,11 +70,12 @@ def nms_reference(
         cand_boxes = boxes[b].numpy()[order // num_classes]
         kept: list[int] = []
         for j in range(len(order)):
-            if cand_scores[j] <= score_thr or len(kept) == max_det:
+            if cand_scores[j] <= options.score_thr or len(kept) == max_det:
                 break
             rivals = np.arange(j) if fast else np.array(kept, dtype=np.int64)
             rivals = rivals[cand_classes[rivals] == cand_classes[j]]
-            if not (nms_criterion(cand_boxes[j], cand_boxes[rivals], kind, diou_beta, eps) > iou_thr).any():
+            overlaps = nms_criterion(cand_boxes[j], cand_boxes[rivals], options.kind, options.diou_beta, options.eps)
+            if not (overlaps > options.iou_thr).any():
                 kept.append(j)
         num_dets[b] = len(kept)
         det_boxes[b, : len(kept)] = torch.from_numpy(cand_boxes[kept])
@@ -91,12 +88,7 @@ def max_iou_assign_reference(
     anchors: torch.Tensor,
     gt_boxes: torch.Tensor,
     gt_valid: torch.Tensor,
-    pos_thr: float = 0.5,
-    neg_thr: float = 0.4,
-    min_pos_thr: float = 0.0,
-    allow_low_quality: bool = True,
-    kind: str = "iou",
-    eps: float = 1e-7,
+    options: AssignOptions = AssignOptions(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """mmdet's MaxIoUAssigner as loops: ``(assigned_gt [B, N] int64, max_overlap [B, N] float64)``.
 
@@ -105,6 +97,7 @@ def max_iou_assign_reference(
     best overlap exceeds ``min_pos_thr``, every anchor attaining that best overlap is given to it
     (so a later ground truth wins a shared anchor).
     """
+    pos_thr, neg_thr, min_pos_thr, kind, eps = options.pos_thr, options.neg_thr, options.min_pos_thr, options.kind, options.eps
     batch, num_anchors = gt_boxes.shape[0], anchors.shape[1]
     anchors = anchors.expand(batch, num_anchors, 4)
     assigned = torch.full((batch, num_anchors), -1, dtype=torch.int64)
@@ -128,7 +121,7 @@ def max_iou_assign_reference(
                 assigned[b, n] = valid[row.index(best)]
             elif best >= neg_thr:
                 assigned[b, n] = -2
-        if not allow_low_quality:
+        if not options.allow_low_quality:
             continue
         for column, m in enumerate(valid):
             gt_best = max((row[column] for row in overlaps if row is not None), default=-math.inf)
@@ -144,12 +137,10 @@ def match_metrics_reference(
     pred_valid: torch.Tensor,
     gt_boxes: torch.Tensor,
     gt_valid: torch.Tensor,
-    thresholds: tuple[float, ...] = (0.5, 0.75),
-    match_thr: float = 0.5,
-    loss_kind: str = "ciou",
-    eps: float = 1e-7,
+    options: MatchOptions = MatchOptions(),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(mean_best_iou [B], recall [B, T], matched_loss [B], num_gt [B])`` ground truth by ground truth."""
+    thresholds, eps = options.thresholds, options.eps
     batch = gt_boxes.shape[0]
     mean_best_iou = torch.zeros(batch, dtype=torch.float64)
     recall = torch.zeros(batch, len(thresholds), dtype=torch.float64)
@@ -166,8 +157,8 @@ def match_metrics_reference(
             ious = [box_pair_metric(pred, gt, "iou", eps=eps) for pred in preds]
             best = max(ious, default=0.0)
             best_ious.append(best)
-            if preds and best >= match_thr:
-                losses.append(1.0 - box_pair_metric(preds[ious.index(best)], gt, loss_kind, eps=eps))
+            if preds and best >= options.match_thr:
+                losses.append(1.0 - box_pair_metric(preds[ious.index(best)], gt, options.loss_kind, eps=eps))
         num_gt[b] = len(gts)
         mean_best_iou[b] = sum(best_ious) / len(gts)
         for t, thr in enumerate(thresholds):
@@ -177,18 +168,13 @@ def match_metrics_reference(
 
 
 def rotated_nms_reference(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    iou_thr: float = 0.5,
-    criterion: str = "iou",
-    score_thr: float = 0.05,
-    max_det: int = 100,
-    candidates: int = 1000,
-    eps: float = 1e-7,
+    boxes: torch.Tensor, scores: torch.Tensor, options: RotatedNMSOptions = RotatedNMSOptions()
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy rotated NMS with the outputs and candidate/tie rules of :func:`exportloss.cluster_nms`."""
+    max_det = options.max_det
     batch, num_boxes = boxes.shape[:2]
     flat_scores = scores.reshape(batch, -1).double().numpy()
+    candidates = options.candidate_count(flat_scores.shape[1])
     num_classes = flat_scores.shape[1] // num_boxes
     num_dets = torch.zeros(batch, dtype=torch.int64)
     det_boxes = torch.zeros(batch, max_det, 5, dtype=torch.float64)
@@ -200,10 +186,11 @@ def rotated_nms_reference(
         cand_boxes = boxes[b].double().numpy()[order // num_classes].tolist()
         kept: list[int] = []
         for j in range(len(order)):
-            if cand_scores[j] <= score_thr or len(kept) == max_det:
+            if cand_scores[j] <= options.score_thr or len(kept) == max_det:
                 break
             if not any(cand_classes[i] == cand_classes[j]
-                       and rotated_pair_iou(cand_boxes[i], cand_boxes[j], criterion, eps) > iou_thr for i in kept):
+                       and rotated_pair_iou(cand_boxes[i], cand_boxes[j], options.criterion, options.eps) > options.iou_thr
+                       for i in kept):
                 kept.append(j)
         num_dets[b] = len(kept)
         if kept:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ..segmentation.options import OverlapOptions
+
 
 def probabilities(logits: torch.Tensor, mode: str, from_logits: bool) -> torch.Tensor:
     """``[B, C, N]`` float64 class probabilities (``C = 1`` in binary mode)."""
@@ -35,8 +37,7 @@ def class_targets(target: torch.Tensor, mode: str, num_classes: int, ignore_inde
     return t, keep
 
 
-def pair_score(p: list[float], t: list[float], kind: str, smooth: float, squared: bool = False,
-               alpha: float = 0.5, beta: float = 0.5) -> float:
+def pair_score(p: list[float], t: list[float], kind: str, smooth: float, squared: bool, alpha: float, beta: float) -> float:
     """Dice, Jaccard or Tversky of one class's kept pixels (plain Python floats)."""
     inter = sum(a * b for a, b in zip(p, t))
     pred = sum(a * a for a in p) if squared else sum(p)
@@ -50,73 +51,31 @@ def pair_score(p: list[float], t: list[float], kind: str, smooth: float, squared
     raise ValueError(f"unknown score kind {kind!r}")
 
 
-def overlap_scores_reference(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    mode: str,
-    kind: str = "dice",
-    from_logits: bool = True,
-    squared: bool = False,
-    smooth: float = 1e-5,
-    reduce_batch: bool = False,
-    include_background: bool = True,
-    ignore_index: int | None = None,
-    alpha: float = 0.5,
-    beta: float = 0.5,
-) -> torch.Tensor:
+def overlap_scores_reference(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions = OverlapOptions()) -> torch.Tensor:
     """Per-class scores ``[B, C']`` (``[C']`` with ``reduce_batch``) in float64."""
-    p = probabilities(logits, mode, from_logits)
-    t, keep = class_targets(target, mode, p.shape[1], ignore_index)
-    first = 0 if include_background else 1
-    groups = [list(range(p.shape[0]))] if reduce_batch else [[b] for b in range(p.shape[0])]
+    p = probabilities(logits, options.mode, options.from_logits)
+    t, keep = class_targets(target, options.mode, p.shape[1], options.ignore_index)
+    first = 0 if options.include_background else 1
+    groups = [list(range(p.shape[0]))] if options.reduce_batch else [[b] for b in range(p.shape[0])]
     scores = []
     for samples in groups:
         row = []
         for c in range(first, p.shape[1]):
             kept_p = torch.cat([p[b, c][keep[b, c]] for b in samples]).tolist()
             kept_t = torch.cat([t[b, c][keep[b, c]] for b in samples]).tolist()
-            row.append(pair_score(kept_p, kept_t, kind, smooth, squared, alpha, beta))
+            row.append(pair_score(kept_p, kept_t, options.score, options.smooth, options.squared, options.alpha, options.beta))
         scores.append(row)
     out = torch.tensor(scores, dtype=torch.float64)
-    return out[0] if reduce_batch else out
+    return out[0] if options.reduce_batch else out
 
 
-def overlap_loss_reference(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    mode: str,
-    kind: str = "dice",
-    gamma: float = 1.0,
-    class_weights: torch.Tensor | None = None,
-    reduction: str = "mean",
-    include_background: bool = True,
-    **score_options,
-) -> torch.Tensor:
+def overlap_loss_reference(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions = OverlapOptions()) -> torch.Tensor:
     """``(1 − score) ** gamma`` per class, weighted, then reduced (mean over every per-class loss)."""
-    scores = overlap_scores_reference(logits, target, mode, kind, include_background=include_background, **score_options)
-    loss = torch.clamp(1.0 - scores, min=0.0) ** gamma if gamma != 1.0 else 1.0 - scores
-    if class_weights is not None:
-        weights = class_weights.double()
-        loss = loss * (weights if include_background else weights[1:])
-    if reduction == "none":
+    scores = overlap_scores_reference(logits, target, options)
+    loss = torch.clamp(1.0 - scores, min=0.0) ** options.gamma if options.gamma != 1.0 else 1.0 - scores
+    if options.class_weights is not None:
+        weights = torch.tensor(options.class_weights, dtype=torch.float64)
+        loss = loss * (weights if options.include_background else weights[1:])
+    if options.reduction == "none":
         return loss
-    return loss.sum() if reduction == "sum" else loss.sum() / loss.numel()
-
-
-def module_reference(module, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The reference for any module of :mod:`exportloss.segmentation.dice`, read off its options."""
-    options = dict(
-        from_logits=module.from_logits, squared=module.squared, smooth=module.smooth,
-        reduce_batch=module.reduce_batch, include_background=module.include_background,
-        ignore_index=module.ignore_index,
-    )
-    kind = "jaccard" if getattr(module, "jaccard", False) else "dice"
-    if hasattr(module, "alpha"):
-        kind = "tversky"
-        options.update(alpha=module.alpha, beta=module.beta)
-    if not hasattr(module, "reduction"):
-        return overlap_scores_reference(logits, target, module.mode, kind, **options)
-    return overlap_loss_reference(
-        logits, target, module.mode, kind, gamma=module.gamma, class_weights=module.class_weights,
-        reduction=module.reduction, **options,
-    )
+    return loss.sum() if options.reduction == "sum" else loss.sum() / loss.numel()

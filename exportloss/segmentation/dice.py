@@ -32,23 +32,26 @@ by 0, never dropped, so shapes stay static. In multiclass mode a label outside `
 ``ignore_index`` is rejected in eager mode; inside an exported graph it has an all-zero one-hot row
 (it counts as a pixel of no class).
 
+Options: one :class:`~exportloss.segmentation.options.OverlapOptions` holds them all, validated once.
+:func:`overlap_scores` and :class:`OverlapScore` give the per-class scores, :class:`OverlapLoss`
+``(1 − score) ** gamma`` per class, weighted and reduced; ``DiceScore``, ``dice_score``, ``DiceLoss``,
+``SoftDiceLoss`` and ``TverskyLoss`` are these with the score (and defaults) named.
+
 Nothing branches on tensor values: Python branches depend only on options fixed at construction
 and on static shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ..ops.checks import check_choice, check_float_tensor, check_label_tensor, check_labels_in_range, check_number
+from ..ops.checks import check_float_tensor, check_label_tensor, check_labels_in_range
 from ..ops.numerics import focal_power
-from ..ops.reduction import check_reduction, reduce_loss
-
-SEGMENTATION_MODES = ("binary", "multiclass", "multilabel")
+from ..ops.reduction import reduce_loss
+from .options import SEGMENTATION_MODES, OverlapOptions  # noqa: F401 (SEGMENTATION_MODES: exportloss.segmentation.dice's too)
 
 
 class OverlapSums(NamedTuple):
@@ -59,34 +62,23 @@ class OverlapSums(NamedTuple):
     target: torch.Tensor
 
 
-def overlap_sums(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    mode: str = "multiclass",
-    from_logits: bool = True,
-    squared: bool = False,
-    reduce_batch: bool = False,
-    ignore_index: int | None = None,
-) -> OverlapSums:
-    """The sums every score of the family is made of, over spatial axes (and the batch with ``reduce_batch``).
+def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions) -> OverlapSums:
+    """The sums every score is made of, over spatial axes (and the batch with ``options.reduce_batch``).
 
     Args:
-        logits: prediction, shaped as described for ``mode`` in the module docstring.
+        logits: prediction, shaped as described for ``options.mode`` in the module docstring.
         target: labels (multiclass) or a target shaped like ``logits`` (binary, multilabel).
-        mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
-        from_logits: apply softmax (multiclass) or sigmoid (binary, multilabel) to ``logits`` first.
-        squared: sum ``p²`` and ``t²`` instead of ``p`` and ``t`` in ``P`` and ``T``.
-        reduce_batch: pool the batch into one sum per class.
-        ignore_index: target value whose pixels are masked out, or None.
+        options: ``mode``, ``from_logits``, ``squared``, ``reduce_batch`` and ``ignore_index`` apply.
 
     Returns:
         :class:`OverlapSums` of ``[B, C]`` tensors (``[C]`` with ``reduce_batch``); ``C = 1`` in binary mode.
     """
+    mode, squared, ignore_index = options.mode, options.squared, options.ignore_index
     num_classes = _check_inputs(logits, target, mode, ignore_index)
     batch = logits.shape[0]
     flat = logits.reshape(batch, num_classes, -1)
     if mode == "multiclass":
-        probs = _softmax_over_classes(flat) if from_logits else flat
+        probs = _softmax_over_classes(flat) if options.from_logits else flat
         labels = target.reshape(batch, 1, -1)
         # Comparison with arange keeps OneHot/Scatter out of the graph (TensorRT, see the README).
         one_hot = labels == torch.arange(num_classes, device=labels.device).view(1, num_classes, 1)
@@ -94,7 +86,7 @@ def overlap_sums(
         truth = (one_hot if valid is None else one_hot & valid).to(probs.dtype)
         truth_squared = truth  # one-hot: t² = t
     else:
-        probs = flat.sigmoid() if from_logits else flat
+        probs = flat.sigmoid() if options.from_logits else flat
         truth = target.reshape(batch, num_classes, -1).to(probs.dtype)
         valid = None if ignore_index is None else target.reshape(batch, num_classes, -1) != ignore_index
         if valid is not None:
@@ -108,23 +100,25 @@ def overlap_sums(
         target=truth_squared.sum(2),
     )
     # Pooling the small [B, C] sums afterwards is much faster in onnxruntime than one ReduceSum over axes (0, 2).
-    return OverlapSums(*(s.sum(0) for s in sums)) if reduce_batch else sums
+    return OverlapSums(*(s.sum(0) for s in sums)) if options.reduce_batch else sums
 
 
-def dice_from_sums(sums: OverlapSums, smooth: float, jaccard: bool = False) -> torch.Tensor:
-    """``(2I + smooth) / (P + T + smooth)``, or ``(I + smooth) / (P + T − I + smooth)`` with ``jaccard``."""
-    inter = sums.intersection
-    if jaccard:
+def score_from_sums(sums: OverlapSums, options: OverlapOptions) -> torch.Tensor:
+    """``options.score`` of the sums (formulas in the module docstring; ``smooth``, ``alpha``, ``beta`` apply)."""
+    inter, smooth = sums.intersection, options.smooth
+    if options.score == "dice":
+        return (2.0 * inter + smooth) / (sums.prediction + sums.target + smooth)
+    if options.score == "jaccard":
         return (inter + smooth) / (sums.prediction + sums.target - inter + smooth)
-    return (2.0 * inter + smooth) / (sums.prediction + sums.target + smooth)
-
-
-def tversky_from_sums(sums: OverlapSums, smooth: float, alpha: float, beta: float) -> torch.Tensor:
-    """``(I + smooth) / (I + α·(P − I) + β·(T − I) + smooth)``."""
-    inter = sums.intersection
     false_pos = sums.prediction - inter
     false_neg = sums.target - inter
-    return (inter + smooth) / (inter + alpha * false_pos + beta * false_neg + smooth)
+    return (inter + smooth) / (inter + options.alpha * false_pos + options.beta * false_neg + smooth)
+
+
+def overlap_scores(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions) -> torch.Tensor:
+    """Per-class scores in ``[0, 1]`` (1 is perfect): ``[B, C']`` (``[C']`` with ``reduce_batch``), without
+    channel 0 when ``include_background=False``. ``gamma``, ``class_weights`` and ``reduction`` do not apply."""
+    return _scored_classes(score_from_sums(overlap_sums(logits, target, options), options), options.include_background)
 
 
 def dice_score(
@@ -144,159 +138,88 @@ def dice_score(
     Returns:
         ``[B, C]`` (``[C]`` with ``reduce_batch``), without channel 0 when ``include_background=False``.
     """
-    _check_options(mode, smooth, include_background)
-    sums = overlap_sums(logits, target, mode, from_logits, squared, reduce_batch, ignore_index)
-    return _scored_classes(dice_from_sums(sums, smooth, jaccard), include_background)
+    options = OverlapOptions(mode=mode, score="jaccard" if jaccard else "dice", from_logits=from_logits, squared=squared,
+                             smooth=smooth, reduce_batch=reduce_batch, include_background=include_background,
+                             ignore_index=ignore_index)
+    return overlap_scores(logits, target, options)
 
 
-class _SegmentationOverlap(nn.Module):
-    """Options shared by every graph of the family: how inputs become the per-class sums."""
+class OverlapScore(nn.Module):
+    """Module form of :func:`overlap_scores`: ``forward(logits, target) -> [B, C']`` (``[C']`` with ``reduce_batch``).
 
-    def __init__(
-        self,
-        mode: str,
-        from_logits: bool,
-        squared: bool,
-        smooth: float,
-        reduce_batch: bool,
-        include_background: bool,
-        ignore_index: int | None,
-    ) -> None:
-        super().__init__()
-        self.mode = mode
-        self.from_logits = bool(from_logits)
-        self.squared = bool(squared)
-        self.smooth = float(smooth)
-        self.reduce_batch = bool(reduce_batch)
-        self.include_background = bool(include_background)
-        self.ignore_index = ignore_index
-        _check_options(mode, smooth, include_background)
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-            raise TypeError(f"ignore_index must be an int or None; got {ignore_index!r}")
-
-    def scores(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-class scores ``[B, C']`` (``[C']`` with ``reduce_batch``), background dropped if asked."""
-        sums = overlap_sums(logits, target, self.mode, self.from_logits, self.squared, self.reduce_batch, self.ignore_index)
-        return _scored_classes(self.score_from_sums(sums), self.include_background)
-
-    def score_from_sums(self, sums: OverlapSums) -> torch.Tensor:
-        raise NotImplementedError
-
-    def extra_repr(self) -> str:
-        return (
-            f"mode={self.mode!r}, from_logits={self.from_logits}, squared={self.squared}, smooth={self.smooth}, "
-            f"reduce_batch={self.reduce_batch}, include_background={self.include_background}, "
-            f"ignore_index={self.ignore_index}"
-        )
-
-
-class DiceScore(_SegmentationOverlap):
-    """Module form of :func:`dice_score`: ``forward(logits, target) -> [B, C']`` (``[C']`` with ``reduce_batch``).
-
-    A monitoring metric for deployment: the per-class scores themselves, no loss and no reduction.
+    Takes an :class:`~exportloss.segmentation.options.OverlapOptions` or its fields as keywords; kept as
+    ``self.options``. A monitoring metric for deployment: the per-class scores themselves, no loss and no reduction.
     """
 
-    def __init__(
-        self,
-        mode: str = "multiclass",
-        from_logits: bool = True,
-        squared: bool = False,
-        jaccard: bool = False,
-        smooth: float = 1e-5,
-        reduce_batch: bool = False,
-        include_background: bool = True,
-        ignore_index: int | None = None,
-    ) -> None:
-        super().__init__(mode, from_logits, squared, smooth, reduce_batch, include_background, ignore_index)
-        self.jaccard = bool(jaccard)
-
-    def score_from_sums(self, sums: OverlapSums) -> torch.Tensor:
-        return dice_from_sums(sums, self.smooth, self.jaccard)
+    def __init__(self, options: OverlapOptions | None = None, **keywords) -> None:
+        super().__init__()
+        self.options = OverlapOptions.resolve(options, **keywords)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.scores(logits, target)
+        return overlap_scores(logits, target, self.options)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, jaccard={self.jaccard}"
+        return self.options.fields_repr()
 
 
-class _OverlapLoss(_SegmentationOverlap):
-    """``loss = (1 − score) ** gamma`` per class, times ``class_weights``, then the reduction."""
+class DiceScore(OverlapScore):
+    """Per-class Dice (or Jaccard) scores, :func:`dice_score` as a module: ``DiceScore(mode, jaccard=..., **options)``
+    with the other :class:`~exportloss.segmentation.options.OverlapOptions` fields as keywords."""
 
-    gamma = 1.0
+    def __init__(self, mode: str = "multiclass", *, jaccard: bool = False, **options) -> None:
+        super().__init__(mode=mode, score="jaccard" if jaccard else "dice", **options)
 
-    def __init__(self, mode: str, from_logits: bool, squared: bool, smooth: float, reduce_batch: bool,
-                 include_background: bool, ignore_index: int | None,
-                 class_weights: Sequence[float] | torch.Tensor | None, reduction: str) -> None:
-        super().__init__(mode, from_logits, squared, smooth, reduce_batch, include_background, ignore_index)
-        self.reduction = check_reduction(reduction)
-        self.register_buffer("class_weights", _check_class_weights(class_weights), persistent=False)
+
+class OverlapLoss(nn.Module):
+    """``loss = (1 − score) ** gamma`` per sample and class, times ``class_weights``, then the reduction.
+
+    Takes an :class:`~exportloss.segmentation.options.OverlapOptions` or its fields as keywords; kept as
+    ``self.options``. ``forward(logits, target)``: a scalar, or the per-class losses ``[B, C']`` (``[C']``
+    with ``reduce_batch``) with ``reduction="none"``.
+    """
+
+    def __init__(self, options: OverlapOptions | None = None, **keywords) -> None:
+        super().__init__()
+        self.options = OverlapOptions.resolve(options, **keywords)
+        weights = self.options.class_weights
+        self.register_buffer("class_weights", None if weights is None else torch.tensor(weights, dtype=torch.float32),
+                             persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weights = self.class_weights
+        options, weights = self.options, self.class_weights
         if weights is not None:
-            num_classes = 1 if self.mode == "binary" else logits.shape[1]
+            num_classes = 1 if options.mode == "binary" else logits.shape[1]
             if weights.numel() != num_classes:
                 raise ValueError(
                     f"class_weights has {weights.numel()} entries but the input has C={num_classes} classes; "
                     "give one weight per channel, background included"
                 )
-            weights = _scored_classes(weights.to(logits.dtype), self.include_background)
-        loss = 1.0 - self.scores(logits, target)
-        if self.gamma != 1.0:
+            weights = _scored_classes(weights.to(logits.dtype), options.include_background)
+        loss = 1.0 - overlap_scores(logits, target, options)
+        if options.gamma != 1.0:
             # Rounding can leave 1 − score a hair below 0, where a fractional power is NaN; a perfect
             # class (1 − score = 0) needs the gradient-safe power when gamma < 1.
-            loss = focal_power(loss.clamp_min(0.0), self.gamma)
-        return reduce_loss(loss, self.reduction, weights)
+            loss = focal_power(loss.clamp_min(0.0), options.gamma)
+        return reduce_loss(loss, options.reduction, weights)
 
     def extra_repr(self) -> str:
-        weights = None if self.class_weights is None else self.class_weights.tolist()
-        return f"{super().extra_repr()}, class_weights={weights}, reduction={self.reduction!r}"
+        return self.options.fields_repr()
 
 
-class DiceLoss(_OverlapLoss):
+class DiceLoss(OverlapLoss):
     """``1 − dice`` (or ``1 − jaccard``) per sample and class, then the class-weighted reduction.
 
-    Args:
-        mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"`` (input shapes in the module docstring).
-        from_logits: apply softmax (multiclass) or sigmoid first; False when the input holds probabilities.
-        squared: ``Σ p²`` and ``Σ t²`` in the denominator (V-Net, MONAI's ``squared_pred``).
-        jaccard: score with Jaccard (soft IoU) instead of Dice.
-        smooth: > 0, added to numerator and denominator (formulas in the module docstring).
-        reduce_batch: pool each class's sums over the batch before dividing (scores ``[C]``).
-        include_background: score channel 0; False drops it (not allowed in binary mode).
-        ignore_index: target value whose pixels are masked out of every sum.
-        class_weights: one non-negative weight per channel (``C`` entries, background included; its
-            weight is unused when the background is dropped). They multiply the per-class losses.
-        reduction: ``"mean"`` (weighted sum / number of per-class losses), ``"sum"`` or ``"none"``
-            (``[B, C']``, or ``[C']`` with ``reduce_batch``).
+    ``DiceLoss(mode="multiclass", jaccard=False, **options)``: ``jaccard`` scores with Jaccard (soft IoU)
+    instead of Dice; the other keywords are fields of :class:`~exportloss.segmentation.options.OverlapOptions`
+    (``from_logits``, ``squared``, ``smooth``, ``reduce_batch``, ``include_background``, ``ignore_index``,
+    ``class_weights``, ``reduction``; documented there), with its defaults.
 
     Shapes:
         ``forward(logits, target)``: a scalar, or the per-class losses with ``reduction="none"``.
     """
 
-    def __init__(
-        self,
-        mode: str = "multiclass",
-        from_logits: bool = True,
-        squared: bool = False,
-        jaccard: bool = False,
-        smooth: float = 1e-5,
-        reduce_batch: bool = False,
-        include_background: bool = True,
-        ignore_index: int | None = None,
-        class_weights: Sequence[float] | torch.Tensor | None = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(mode, from_logits, squared, smooth, reduce_batch, include_background, ignore_index,
-                         class_weights, reduction)
-        self.jaccard = bool(jaccard)
-
-    def score_from_sums(self, sums: OverlapSums) -> torch.Tensor:
-        return dice_from_sums(sums, self.smooth, self.jaccard)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, jaccard={self.jaccard}"
+    def __init__(self, mode: str = "multiclass", *, jaccard: bool = False, **options) -> None:
+        super().__init__(mode=mode, score="jaccard" if jaccard else "dice", **options)
 
 
 class SoftDiceLoss(DiceLoss):
@@ -309,10 +232,10 @@ class SoftDiceLoss(DiceLoss):
     """
 
     def __init__(self, smooth: float = 1.0, sigmoid: bool = False) -> None:
-        super().__init__(mode="binary", from_logits=sigmoid, squared=True, smooth=smooth, reduce_batch=True)
+        super().__init__("binary", from_logits=sigmoid, squared=True, smooth=smooth, reduce_batch=True)
 
 
-class TverskyLoss(_OverlapLoss):
+class TverskyLoss(OverlapLoss):
     """``(1 − tversky) ** gamma`` per sample and class, then the class-weighted reduction.
 
     ``alpha`` weighs false positives ``P − I`` and ``beta`` false negatives ``T − I`` (MONAI's and
@@ -320,34 +243,12 @@ class TverskyLoss(_OverlapLoss):
     ``alpha = beta = 1`` is Jaccard. ``gamma != 1`` gives the focal Tversky loss, with the power
     taken per class before the reduction (``gamma = 0.75`` is the focal Tversky paper's setting; for
     ``gamma < 1`` the power is :func:`exportloss.ops.numerics.focal_power`, so a perfectly scored class has
-    a zero gradient, not NaN). The other arguments are those of :class:`DiceLoss`.
+    a zero gradient, not NaN). ``TverskyLoss(alpha=0.5, beta=0.5, gamma=1.0, mode="multiclass", **options)``:
+    the other keywords are those of :class:`DiceLoss`.
     """
 
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        gamma: float = 1.0,
-        mode: str = "multiclass",
-        from_logits: bool = True,
-        smooth: float = 1e-5,
-        reduce_batch: bool = False,
-        include_background: bool = True,
-        ignore_index: int | None = None,
-        class_weights: Sequence[float] | torch.Tensor | None = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(mode, from_logits, False, smooth, reduce_batch, include_background, ignore_index,
-                         class_weights, reduction)
-        self.alpha = check_number("alpha", alpha, minimum=0.0)
-        self.beta = check_number("beta", beta, minimum=0.0)
-        self.gamma = check_number("gamma", gamma, minimum=0.0, strict=True)
-
-    def score_from_sums(self, sums: OverlapSums) -> torch.Tensor:
-        return tversky_from_sums(sums, self.smooth, self.alpha, self.beta)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, {super().extra_repr()}"
+    def __init__(self, alpha: float = 0.5, beta: float = 0.5, gamma: float = 1.0, mode: str = "multiclass", **options) -> None:
+        super().__init__(score="tversky", alpha=alpha, beta=beta, gamma=gamma, mode=mode, **options)
 
 
 def _softmax_over_classes(logits: torch.Tensor) -> torch.Tensor:
@@ -365,24 +266,6 @@ def _scored_classes(per_class: torch.Tensor, include_background: bool) -> torch.
     if per_class.shape[-1] < 2:
         raise ValueError("include_background=False needs at least 2 classes (channel 0 is the background)")
     return per_class[..., 1:]
-
-
-def _check_options(mode: str, smooth: float, include_background: bool) -> None:
-    check_choice("mode", mode, SEGMENTATION_MODES)
-    check_number("smooth", smooth, minimum=0.0, strict=True)
-    if mode == "binary" and not include_background:
-        raise ValueError("include_background=False needs mode 'multiclass' or 'multilabel'; binary mode has one class")
-
-
-def _check_class_weights(class_weights: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:
-    if class_weights is None:
-        return None
-    weights = torch.as_tensor(class_weights, dtype=torch.float32)
-    if weights.dim() != 1 or weights.numel() == 0:
-        raise ValueError(f"class_weights must be a non-empty 1-D sequence, one weight per class; got shape {list(weights.shape)}")
-    if not torch.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"class_weights must be finite and >= 0; got {weights.tolist()}")
-    return weights
 
 
 def _check_inputs(logits: torch.Tensor, target: torch.Tensor, mode: str, ignore_index: int | None) -> int:

@@ -14,6 +14,7 @@ from exportloss.boxes import rotated as rotated_module
 from exportloss.catalog.boxes import DEGENERATE_ROTATED_PAIRS, random_rotated_boxes
 from exportloss.catalog.detection import rotated_scene
 from exportloss.reference.boxes import probiou_pair, rotated_pair_iou
+from exportloss.detection import RotatedNMSOptions
 from exportloss.reference.detection import rotated_nms_reference
 from exportloss.boxes.rotated import (
     RotatedIoULoss, polygon_to_rotated, probiou, rotated_aligned_iou, rotated_pairwise_iou, rotated_to_polygon, to_mmrotate,
@@ -183,7 +184,7 @@ def test_rotated_cluster_nms_equals_greedy_reference(criterion):
     scene = rotated_scene(np.random.default_rng(7), (2, 120, 5), (2, 120, 4))
     boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
     got = exportloss.rotated_cluster_nms(boxes, scores, criterion=criterion, candidates=200)
-    want = rotated_nms_reference(boxes, scores, criterion=criterion, candidates=200)
+    want = rotated_nms_reference(boxes, scores, RotatedNMSOptions(criterion=criterion, candidates=200))
     assert got.det_boxes.shape == (2, 100, 5)
     assert torch.equal(got.num_dets, want[0]) and torch.equal(got.det_classes, want[3])
     assert torch.allclose(got.det_boxes.double(), want[1]) and torch.allclose(got.det_scores.double(), want[2])

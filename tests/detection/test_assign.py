@@ -8,6 +8,7 @@ import torch
 
 import exportloss
 from exportloss.catalog.detection import assign_inputs
+from exportloss.detection import AssignOptions
 from exportloss.reference.detection import max_iou_assign_reference
 
 # gt 0 is a 10x10 square; gt 1 sits far away; gt 2 is padding identical to anchor 0.
@@ -93,7 +94,7 @@ def test_equals_loop_reference_on_seeded_scenes(kind, allow_low_quality):
         got = exportloss.max_iou_assign(*inputs.values(), kind=kind, allow_low_quality=allow_low_quality, **thresholds)
         want = max_iou_assign_reference(
             inputs["anchors"].double(), inputs["gt_boxes"].double(), inputs["gt_valid"],
-            allow_low_quality=allow_low_quality, kind=kind, **thresholds,
+            AssignOptions(allow_low_quality=allow_low_quality, kind=kind, **thresholds),
         )
         assert torch.equal(got.assigned_gt, want[0])
         torch.testing.assert_close(got.max_overlap.double(), want[1], atol=1e-6, rtol=0)

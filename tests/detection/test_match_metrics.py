@@ -10,6 +10,7 @@ import torch
 
 import exportloss
 from exportloss.catalog.detection import match_inputs
+from exportloss.detection import MatchOptions
 from exportloss.reference.detection import match_metrics_reference
 
 # Image 0: gt 0 is covered with IoU 0.8, gt 1 with IoU 0.6, gt 2 not at all, gt 3 is padding. The
@@ -57,7 +58,7 @@ def test_equals_loop_reference_on_seeded_inputs(loss_kind):
         got = exportloss.MatchMetrics(thresholds=(0.5, 0.75, 0.9), loss_kind=loss_kind)(*inputs.values())
         want = match_metrics_reference(
             inputs["pred_boxes"].double(), inputs["pred_valid"], inputs["gt_boxes"].double(), inputs["gt_valid"],
-            thresholds=(0.5, 0.75, 0.9), loss_kind=loss_kind,
+            MatchOptions(thresholds=(0.5, 0.75, 0.9), loss_kind=loss_kind),
         )
         for g, w in zip(got, want):
             torch.testing.assert_close(g.double(), w.double(), atol=1e-6, rtol=0)

@@ -13,6 +13,7 @@ import exportloss
 from exportloss import catalog
 from exportloss.catalog.detection import detection_scene
 from exportloss.export import export_model
+from exportloss.detection import NMSOptions
 from exportloss.reference.detection import nms_reference
 
 # One class, three boxes in a row: IoU(A, B) = IoU(B, C) = 70/130 > 0.5, IoU(A, C) = 40/160 = 0.25.
@@ -123,7 +124,7 @@ def test_default_iterations_reach_greedy_on_detector_scenes(kind, num_classes):
     for _ in range(100):
         scene = detection_scene(rng, (2, 200, 4), scores_shape)
         boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
-        want = nms_reference(boxes.double(), scores.double(), kind=kind)
+        want = nms_reference(boxes.double(), scores.double(), NMSOptions(kind=kind))
         assert_same(exportloss.cluster_nms(boxes, scores, kind=kind), want)
         four = exportloss.cluster_nms(boxes, scores, kind=kind, iterations=4)
         short_of_greedy_at_4 += not all(torch.equal(g.double(), w.double()) for g, w in zip(four, want))
@@ -137,7 +138,7 @@ def test_default_iterations_reach_greedy_on_dense_class_agnostic_scenes(kind):
     for _ in range(5):
         scene = detection_scene(rng, (2, 1000, 4), (2, 1000))
         boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
-        want = nms_reference(boxes.double(), scores.double(), kind=kind)
+        want = nms_reference(boxes.double(), scores.double(), NMSOptions(kind=kind))
         assert_same(exportloss.cluster_nms(boxes, scores, kind=kind), want)
 
 
@@ -147,7 +148,7 @@ def test_fast_nms_equals_its_loop_reference(kind):
     for _ in range(20):
         scene = detection_scene(rng, (2, 200, 4), (2, 200, 4))
         boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
-        want = nms_reference(boxes.double(), scores.double(), kind=kind, fast=True)
+        want = nms_reference(boxes.double(), scores.double(), NMSOptions(kind=kind, iterations=1))
         assert_same(exportloss.fast_nms(boxes, scores, kind=kind), want)
 
 
@@ -168,9 +169,9 @@ def small_scenes(draw):
 def test_enough_iterations_are_exactly_greedy(scene, kind, iou_thr, beta):
     boxes, scores = scene
     k = boxes.shape[1] * scores.shape[2]
-    want = nms_reference(boxes.double(), scores.double(), iou_thr, kind, beta, max_det=5)
+    want = nms_reference(boxes.double(), scores.double(), NMSOptions(iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5))
     assert_same(exportloss.cluster_nms(boxes, scores, iou_thr, kind, beta, max_det=5, iterations=k), want)
-    fast = nms_reference(boxes.double(), scores.double(), iou_thr, kind, beta, max_det=5, fast=True)
+    fast = nms_reference(boxes.double(), scores.double(), NMSOptions(iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5, iterations=1))
     assert_same(exportloss.fast_nms(boxes, scores, iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5), fast)
 
 
@@ -178,7 +179,7 @@ def test_candidates_cut_keeps_the_top_pairs():
     rng = np.random.default_rng(62)
     scene = detection_scene(rng, (2, 200, 4), (2, 200, 5))
     boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
-    want = nms_reference(boxes.double(), scores.double(), candidates=50, max_det=60)
+    want = nms_reference(boxes.double(), scores.double(), NMSOptions(candidates=50, max_det=60))
     assert_same(exportloss.cluster_nms(boxes, scores, candidates=50, max_det=60), want)
     assert int(want[0].max()) <= 50
 

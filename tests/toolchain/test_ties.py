@@ -23,6 +23,7 @@ from exportloss.ops.ties import first_argmax
 from exportloss.catalog.detection import nms_edge_cases
 from exportloss.catalog.boxes import random_rotated_boxes
 from exportloss.export import export_model
+from exportloss.detection import NMSOptions
 from exportloss.reference.detection import nms_reference
 from tie_adversarial import assert_tie_safe, tie_mismatches, tie_nodes
 
@@ -99,7 +100,7 @@ def test_eager_nms_follows_the_same_tie_rule(num_classes):
     for case in nms_edge_cases(shapes, np.random.default_rng(5)):
         boxes, scores = torch.from_numpy(case.inputs["boxes"]), torch.from_numpy(case.inputs["scores"])
         got = exportloss.cluster_nms(boxes, scores, candidates=200, max_det=50)
-        want = nms_reference(boxes.double(), scores.double(), candidates=200, max_det=50)
+        want = nms_reference(boxes.double(), scores.double(), NMSOptions(candidates=200, max_det=50))
         for name, g, w in zip(got._fields, got, want):
             torch.testing.assert_close(g.double(), w.double(), atol=0, rtol=0, msg=f"{case.name}/{name}")
 
