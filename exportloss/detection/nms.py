@@ -116,8 +116,11 @@ def cluster_nms(
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions | None = None, **keywords) -> Detections:
     """Fast NMS: :func:`cluster_nms` with one iteration (may drop boxes greedy NMS would keep).
 
-    ``options`` or the keywords of :func:`cluster_nms` but ``iterations``, which is always 1.
+    ``options`` or the keywords of :func:`cluster_nms` but ``iterations``, which is always 1 (an
+    ``options`` object's ``iterations`` is replaced by 1; the keyword is refused).
     """
+    if "iterations" in keywords:
+        raise TypeError("fast_nms() runs one iteration; use cluster_nms(iterations=...) for more")
     return _cluster_nms(boxes, scores, _fast(NMSOptions.resolve(options, **keywords)))
 
 

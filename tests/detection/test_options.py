@@ -150,3 +150,10 @@ def test_options_and_keywords_together_are_refused():
         exportloss.MaxIoUAssigner(AssignOptions(), pos_thr=0.7)
     with pytest.raises(TypeError, match=r"^options must be a NMSOptions or None; got RotatedNMSOptions$"):
         exportloss.ClusterNMS(RotatedNMSOptions())
+
+
+def test_fast_nms_refuses_an_iterations_keyword():
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0]]])
+    scores = torch.tensor([[[0.9]]])
+    with pytest.raises(TypeError, match="one iteration"):
+        exportloss.fast_nms(boxes, scores, iterations=4)
