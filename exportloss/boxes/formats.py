@@ -101,11 +101,14 @@ def atan_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     high = torch.maximum(num, den)
     t = low / high
     t2 = t * t
-    poly = torch.full_like(t, ATAN_COEFFICIENTS[-1])
-    for coefficient in ATAN_COEFFICIENTS[-2::-1]:
+    poly = t2 * ATAN_COEFFICIENTS[-1] + ATAN_COEFFICIENTS[-2]
+    for coefficient in ATAN_COEFFICIENTS[-3::-1]:
         poly = poly * t2 + coefficient
     angle = poly * t
-    return torch.where(num > den, (math.pi / 2) - angle, angle)
+    # where(num > den, π/2 - angle, angle) without Where, which onnxruntime's CPU provider runs about 8x
+    # slower than a Mul: reflected = 1 there, 0 elsewhere; each branch's value is formed exactly as written.
+    reflected = (num > den).to(t.dtype)
+    return reflected * (math.pi / 2) + (1.0 - 2.0 * reflected) * angle
 
 
 def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layout: str = "flat") -> BoxTerms:

@@ -248,24 +248,40 @@ def _siou_costs(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: to
 def _iou_and_union(a: BoxTerms, b: BoxTerms, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(iou, union + eps)``.
 
-    Every line runs on the broadcast [..., N, M] shape, so each is written to cost one cheap pass (12 for
-    IoU): eps is folded into per-box terms, and each intersection extent comes from two broadcast Max,
-    ``max(lo_a, lo_b) + max(-hi_a, -hi_b) = -(min(hi_a, hi_b) - max(lo_a, lo_b))``, clipped at 0 from
-    above; the two negated extents multiply to the intersection area. onnxruntime runs a broadcast Max
-    about 3x faster than a broadcast Min (1.6 vs 5.1 ms per 3000 x 3000 pass), hence no Min. Each extent
-    is one correctly rounded difference of two coordinates, so on coordinates whose differences are
-    exact in float32 (integer pixels) the values are those of the usual ``clamp(min(hi) - max(lo), 0)``
-    bit for bit; a non-overlapping pair may give ``-0.0`` for IoU (equal to ``0.0``).
+    Every line runs on the pair shape, so each is written to cost one cheap pass (12 for pairwise IoU):
+    eps is folded into per-box terms, and each intersection extent is one correctly rounded difference
+    of two coordinates, ``min(hi_a, hi_b) - max(lo_a, lo_b)``, clipped at 0. Pairwise (``[..., N, 1]``
+    against ``[..., 1, M]``) it is computed negated from two broadcast Max, ``max(lo_a, lo_b) +
+    max(-hi_a, -hi_b)``, clipped at 0 from above, the two negated extents multiplying to the
+    intersection area: onnxruntime runs a broadcast Max about 3x faster than a broadcast Min (1.6 vs
+    5.1 ms per 3000 x 3000 pass), and the negations are per-box. Aligned (terms of one shape) Min is as
+    fast as Max and the negations would be extra passes, so it is the plain form. Both give the same
+    bits (rounding to nearest is symmetric): on coordinates whose differences are exact in float32
+    (integer pixels) the values are those of ``clamp(min(hi) - max(lo), 0)``; a non-overlapping pair may
+    give ``-0.0`` for IoU (equal to ``0.0``).
     """
-    neg_overlap_x = torch.maximum(a.x1, b.x1) + torch.maximum(-a.x2, -b.x2)
-    neg_overlap_y = torch.maximum(a.y1, b.y1) + torch.maximum(-a.y2, -b.y2)
-    inter = torch.clamp(neg_overlap_x, max=0.0) * torch.clamp(neg_overlap_y, max=0.0)
+    if _is_aligned(a, b):
+        overlap_x = torch.clamp(torch.minimum(a.x2, b.x2) - torch.maximum(a.x1, b.x1), min=0.0)
+        overlap_y = torch.clamp(torch.minimum(a.y2, b.y2) - torch.maximum(a.y1, b.y1), min=0.0)
+        inter = overlap_x * overlap_y
+    else:
+        neg_overlap_x = torch.maximum(a.x1, b.x1) + torch.maximum(-a.x2, -b.x2)
+        neg_overlap_y = torch.maximum(a.y1, b.y1) + torch.maximum(-a.y2, -b.y2)
+        inter = torch.clamp(neg_overlap_x, max=0.0) * torch.clamp(neg_overlap_y, max=0.0)
     union_eps = ((a.area + eps) + b.area) - inter
     return inter / union_eps, union_eps
 
 
+def _is_aligned(a: BoxTerms, b: BoxTerms) -> bool:
+    """Terms of one shape (an aligned metric): no broadcast, so onnxruntime's Min costs what its Max does."""
+    return a.x1.shape == b.x1.shape
+
+
 def _enclosing_extents(a: BoxTerms, b: BoxTerms) -> tuple[torch.Tensor, torch.Tensor]:
-    """Width and height of the smallest box enclosing each pair: ``max(hi) + max(-lo)``, Max only as above."""
+    """Width and height of the smallest box enclosing each pair, ``max(hi) - min(lo)``; pairwise as ``max(hi) + max(-lo)`` (Max only, as above)."""
+    if _is_aligned(a, b):
+        return (torch.maximum(a.x2, b.x2) - torch.minimum(a.x1, b.x1),
+                torch.maximum(a.y2, b.y2) - torch.minimum(a.y1, b.y1))
     return (torch.maximum(a.x2, b.x2) + torch.maximum(-a.x1, -b.x1),
             torch.maximum(a.y2, b.y2) + torch.maximum(-a.y1, -b.y1))
 
