@@ -25,6 +25,7 @@ from .catalog import GraphEntry
 from .catalog._registry import Shapes
 from .graph_checks import check_graph, iter_nodes
 from .model_files import MANIFEST, METADATA_GRAPH, read_manifest, write_model
+from .row_tiles import recording_tile_plans, tile_planes
 
 __all__ = [
     "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "export_graph", "export_model",
@@ -101,19 +102,23 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
         for logger in ("torch.onnx._internal.exporter._registration", "onnxscript.version_converter"):
             logging.getLogger(logger).setLevel(logging.CRITICAL)
         try:
-            if exporter == "dynamo":
-                program = torch.onnx.export(
-                    module, args, dynamo=True, opset_version=opset, input_names=input_names,
-                    output_names=list(entry.outputs), external_data=False, verbose=False,
-                )
-                model = program.model_proto
-            else:
-                buffer = io.BytesIO()
-                torch.onnx.export(
-                    module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
-                    output_names=list(entry.outputs),
-                )
-                model = _optimize(onnx.load_from_string(buffer.getvalue()))
+            # Row-tiled graphs are traced untiled and tiled afterwards (exportloss.row_tiles: the exporter's
+            # cost then does not grow with the tiles).
+            with recording_tile_plans() as tile_plans:
+                if exporter == "dynamo":
+                    program = torch.onnx.export(
+                        module, args, dynamo=True, opset_version=opset, input_names=input_names,
+                        output_names=list(entry.outputs), external_data=False, verbose=False,
+                    )
+                    model = program.model_proto
+                else:
+                    buffer = io.BytesIO()
+                    torch.onnx.export(
+                        module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
+                        output_names=list(entry.outputs),
+                    )
+                    model = _optimize(onnx.load_from_string(buffer.getvalue()))
+            model = tile_planes(model, tile_plans)
         except Exception as err:  # the exporters' own errors run to hundreds of lines
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ValueError(f"the {exporter} exporter failed on {entry.name!r} at opset {opset}: {first}") from err
