@@ -26,6 +26,8 @@ from .catalog._registry import Shapes
 from .graph_checks import check_graph
 from .model_files import MANIFEST, METADATA_GRAPH, read_manifest, write_model
 from .onnx_graph import default_opset, model_nodes, tensor_specs
+from .ops.tile_plans import recording_tile_plans
+from .row_tiles import tile_planes
 
 __all__ = [
     "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "export_graph", "export_model",
@@ -102,19 +104,23 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
         for logger in ("torch.onnx._internal.exporter._registration", "onnxscript.version_converter"):
             logging.getLogger(logger).setLevel(logging.CRITICAL)
         try:
-            if exporter == "dynamo":
-                program = torch.onnx.export(
-                    module, args, dynamo=True, opset_version=opset, input_names=input_names,
-                    output_names=list(entry.outputs), external_data=False, verbose=False,
-                )
-                model = program.model_proto
-            else:
-                buffer = io.BytesIO()
-                torch.onnx.export(
-                    module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
-                    output_names=list(entry.outputs),
-                )
-                model = _optimize(onnx.load_from_string(buffer.getvalue()))
+            # Row-tiled graphs are traced untiled and tiled afterwards (exportloss.row_tiles: the exporter's
+            # cost then does not grow with the tiles).
+            with recording_tile_plans() as tile_plans:
+                if exporter == "dynamo":
+                    program = torch.onnx.export(
+                        module, args, dynamo=True, opset_version=opset, input_names=input_names,
+                        output_names=list(entry.outputs), external_data=False, verbose=False,
+                    )
+                    model = program.model_proto
+                else:
+                    buffer = io.BytesIO()
+                    torch.onnx.export(
+                        module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
+                        output_names=list(entry.outputs),
+                    )
+                    model = _optimize(onnx.load_from_string(buffer.getvalue()))
+            model = tile_planes(model, tile_plans)
         except Exception as err:  # the exporters' own errors run to hundreds of lines
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ValueError(f"the {exporter} exporter failed on {entry.name!r} at opset {opset}: {first}") from err
@@ -144,9 +150,21 @@ def _example_at(entry: GraphEntry, shapes: Shapes | None) -> dict[str, np.ndarra
 
 
 def _run_eagerly(entry: GraphEntry, module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-    """Run the module once on the example: shapes it rejects get its one-line error, not the exporter's pages."""
+    """Run the module once on the example: shapes it rejects get its one-line error, not the exporter's pages.
+
+    On meta tensors first: shape checks run, arithmetic costs nothing (a 3000² CIoU graph's planes took
+    longer eagerly than its export). A module that needs values (a data-dependent check, a tensor made on
+    the CPU) fails on meta tensors with another error and then runs on the example itself.
+    """
     try:
         with torch.no_grad():
+            try:
+                module(*(arg.to("meta") for arg in args))
+                return
+            except (ValueError, TypeError):
+                raise
+            except Exception:  # noqa: BLE001 - any step meta tensors cannot take: run on the real example
+                pass
             module(*args)
     except (ValueError, TypeError, RuntimeError) as err:
         shapes = ", ".join(f"{spec.name}={'x'.join(map(str, a.shape))}" for spec, a in zip(entry.inputs, args))
