@@ -29,6 +29,9 @@ MANIFEST = "manifest.json"
 METADATA_GRAPH = "exportloss.graph"
 """Model metadata key holding the catalog name of an exported graph."""
 
+METADATA_SIZES = "exportloss.sizes"
+"""Model metadata key holding the graph's named sizes as JSON, written when they are not the catalog's."""
+
 
 class ModelFileError(ValueError):
     """A model file or manifest that cannot be used: missing, unreadable, not ONNX, not the graph it claims.
@@ -135,7 +138,21 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     except catalog.UnknownGraphError:
         raise ModelFileError(f"{path}: its {METADATA_GRAPH!r} metadata names {name!r}, which is not a catalog graph") from None
     _check_interface(path, model, entry)
-    return model, entry
+    try:
+        sizes = json.loads(props[METADATA_SIZES]) if METADATA_SIZES in props else None
+        return model, entry.at(sizes, _static_input_shapes(model))
+    except (ValueError, AttributeError) as err:  # a foreign or garbled stamp, inputs that contradict it
+        raise ModelFileError(f"{path}: its sizes do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
+
+
+def _static_input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Shapes of the inputs whose every dimension is static (the sizes the graph was exported at)."""
+    shapes = {}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if all(dim.HasField("dim_value") for dim in dims):
+            shapes[value.name] = tuple(dim.dim_value for dim in dims)
+    return shapes
 
 
 def _check_against_manifest(path: Path) -> None:
@@ -165,8 +182,8 @@ def _check_interface(path: Path, model: onnx.ModelProto, entry: GraphEntry) -> N
     if got_inputs != want_inputs:
         raise ModelFileError(f"{path}: inputs {_describe(got_inputs)} are not those of catalog graph {entry.name!r}, {_describe(want_inputs)}")
     got_outputs = [v.name for v in model.graph.output]
-    if got_outputs != list(entry.outputs):
-        raise ModelFileError(f"{path}: outputs {got_outputs} are not those of catalog graph {entry.name!r}, {list(entry.outputs)}")
+    if got_outputs != entry.output_names:
+        raise ModelFileError(f"{path}: outputs {got_outputs} are not those of catalog graph {entry.name!r}, {entry.output_names}")
 
 
 def _dtype(value: onnx.ValueInfoProto) -> str:
