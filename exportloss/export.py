@@ -22,7 +22,7 @@ import onnx
 import torch
 
 from . import __version__
-from .catalog import GraphEntry, Shapes, Sizes
+from .catalog import CATALOG, GraphEntry, Shapes, Sizes
 from .graph_checks import check_graph, iter_nodes
 from .model_files import MANIFEST, METADATA_GRAPH, METADATA_SIZES, read_manifest, write_model
 
@@ -157,18 +157,12 @@ def _stamp(model: onnx.ModelProto, entry: GraphEntry, exporter: str) -> None:
     model.producer_name = "exportloss"
     model.producer_version = __version__
     props = {METADATA_GRAPH: entry.name, "exportloss.exporter": exporter}
-    if catalog_sizes(entry.name) not in (None, dict(entry.sizes)):
+    catalog_entry = CATALOG.get(entry.name)
+    if entry.sizes and (catalog_entry is None or dict(catalog_entry.sizes) != dict(entry.sizes)):
         # Sizes that the inputs may not show (a class count): verification rebuilds the module from them.
-        # Only written off the catalog's sizes, so the committed catalog graphs stay byte-identical.
+        # Not written at the catalog's own sizes, so the committed catalog graphs stay byte-identical.
         props[METADATA_SIZES] = json.dumps(dict(entry.sizes), sort_keys=True)
     onnx.helper.set_model_props(model, props)
-
-
-def catalog_sizes(name: str) -> dict[str, int] | None:
-    """The catalog's sizes of graph ``name``; None for a graph outside the catalog."""
-    from . import catalog
-
-    return dict(catalog.CATALOG[name].sizes) if name in catalog.CATALOG else None
 
 
 def export_graph(

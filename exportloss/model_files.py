@@ -102,7 +102,8 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     entry for the file, the file's sha256 matches it (:class:`ModelMismatchError` otherwise). With
     ``catalog_graph`` (verification needs it) the model also carries the catalog name stamp written at
     export, the name is a catalog graph (and ``entry``'s, when one is given), and its inputs and outputs
-    have the catalog entry's names, dtypes and ranks. Without it (any ONNX file, as ``check-trt``
+    have the catalog entry's names, dtypes and ranks, and the entry comes back at the model's sizes (the
+    ``exportloss.sizes`` stamp, then its static input shapes). Without it (any ONNX file, as ``check-trt``
     takes) ``entry`` is returned as given.
     """
     from . import catalog

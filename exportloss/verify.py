@@ -30,9 +30,9 @@ from ._files import atomic_write
 from .backends import Backend, BackendUnavailable, SessionError
 from .backends.ort import OrtBackend
 from .catalog import VERIFICATION_SEED, Case, GraphEntry
-from .tolerance import Tolerance
 from .export import to_torch
 from .model_files import ModelMismatchError, load_model
+from .tolerance import Tolerance
 
 REFERENCE = "reference"
 """What a row is compared with when no other backend is: the float64 eager reference."""
@@ -71,7 +71,8 @@ class VerifyRow:
 
 
 def load_catalog_model(path: str | os.PathLike, entry: GraphEntry | None = None) -> tuple[onnx.ModelProto, GraphEntry]:
-    """Load an exported graph and its catalog entry (``entry``, else the name stamped into the model at export).
+    """Load an exported graph and its catalog entry (``entry``, else the name stamped into the model at export),
+    the entry at the sizes the model was exported at.
 
     :func:`exportloss.model_files.load_model` does the checks (a readable ONNX file, its sha256 against the
     manifest, the catalog stamp and interface); each failure is one line naming the file.

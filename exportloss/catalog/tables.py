@@ -1,4 +1,5 @@
-"""The README's catalog tables, generated from the catalog's specs (``exportloss list --readme README.md``).
+"""The README's catalog tables, generated from the catalog's specs (``make readme-tables``:
+``exportloss list --readme README.md``).
 
 A table sits between ``<!-- catalog-table: FAMILY -->`` (or ``all``) and ``<!-- /catalog-table -->``;
 ``tests/toolchain/test_catalog.py`` fails when a table differs from the generated one. Entries of one
