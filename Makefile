@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODELS := models
 
-.PHONY: demo test export verify examples bench bench-readme clean
+.PHONY: demo test export verify readme-tables examples bench bench-readme clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ export: $(STAMP)
 
 verify: $(STAMP)
 	$(BIN)/exportloss verify --all --models $(MODELS)
+
+## readme-tables: regenerate README.md's catalog tables from the catalog (a test fails when they differ)
+readme-tables: $(STAMP)
+	$(BIN)/exportloss list --readme README.md
 
 ## examples: (a) detector head + Cluster-DIoU-NMS as one verified graph, (b) a metric graph with sample
 ## .npz/.pb tensors (+ the C++ check when ONNXRUNTIME_ROOT is set), (c) the pytest harness example

@@ -23,6 +23,7 @@ from exportloss.catalog import Case, GraphEntry, TensorSpec
 from exportloss.export import EXPORTERS, export_graph
 from exportloss.detection.nms import ClusterNMS
 from exportloss.reference.detection import nms_reference
+from exportloss.tolerance import Tolerance
 from exportloss.trt import check_model
 from exportloss.verify import verify
 
@@ -90,15 +91,17 @@ def end_to_end_reference(module: DetectorWithNMS, features: torch.Tensor):
 ENTRY = GraphEntry(
     name="detector_with_cluster_diou_nms",
     summary="tiny conv detector head + Cluster-DIoU-NMS, one graph",
-    build=DetectorWithNMS,
-    inputs=(TensorSpec("features", FEATURES),),
-    outputs=("num_dets", "det_boxes", "det_scores", "det_classes"),
+    sizes={"batch": FEATURES[0]},
+    make=lambda sizes: DetectorWithNMS(),
+    inputs=(TensorSpec("features", ("batch", *FEATURES[1:])),),
+    outputs=(TensorSpec("num_dets", ("batch",), "int64"), TensorSpec("det_boxes", ("batch", 100, 4)),
+             TensorSpec("det_scores", ("batch", 100)), TensorSpec("det_classes", ("batch", 100), "int64")),
     reference=end_to_end_reference,
     random_inputs=lambda shapes, rng: {"features": rng.normal(0.0, 1.0, shapes["features"]).astype(np.float32)},
     edge_cases=lambda shapes, rng: [Case("all-zero-features", {"features": np.zeros(shapes["features"], np.float32)})],
     # Boxes come out of exp() in float32, where onnxruntime's and PyTorch's convolutions differ in the
     # last bits; coordinates reach ~500, so compare them at float32's resolution there.
-    atol=1e-4,
+    tolerance=Tolerance(atol=1e-4),
 )
 
 

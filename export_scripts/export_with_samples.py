@@ -35,7 +35,6 @@ from onnx import numpy_helper
 
 from exportloss import catalog
 from exportloss.export import export_graph
-from exportloss.backends import Tolerance
 from exportloss.verify import VerifyRow, compare, reference_outputs
 
 CPP_DIR = Path(__file__).resolve().parent / "cpp"
@@ -50,20 +49,20 @@ def write_samples(entry: catalog.GraphEntry, model_path: Path, out: Path) -> tup
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     row = VerifyRow(entry.name, "ort-cpu", "fp32", "CPUExecutionProvider")
-    compare(entry, Tolerance.of(entry), row, case, "sample", session.run(list(entry.outputs), case.inputs), expected)
+    compare(entry, entry.tolerance, row, case, "sample", session.run(entry.output_names, case.inputs), expected)
     if not row.passed:
         raise SystemExit(f"onnxruntime does not reproduce the expected outputs: {row.failures}")
 
     np.savez(out / f"{entry.name}.samples.npz",
              **{f"input.{k}": v for k, v in case.inputs.items()},
-             **{f"expected.{k}": v for k, v in zip(entry.outputs, expected)})
+             **{f"expected.{k}": v for k, v in zip(entry.output_names, expected)})
     data_dir = out / "test_data_set_0"
     data_dir.mkdir(exist_ok=True)
     for prefix, names, arrays in (("input", [s.name for s in entry.inputs], [case.inputs[s.name] for s in entry.inputs]),
-                                  ("output", entry.outputs, expected)):
+                                  ("output", entry.output_names, expected)):
         for i, (name, array) in enumerate(zip(names, arrays)):
             (data_dir / f"{prefix}_{i}.pb").write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
-    (out / "tolerance.txt").write_text(f"{entry.atol} {entry.rtol}\n")
+    (out / "tolerance.txt").write_text(f"{entry.tolerance.atol} {entry.tolerance.rtol}\n")
     print(f"wrote {out}/{entry.name}.onnx, {entry.name}.samples.npz, test_data_set_0/ "
           f"({len(entry.inputs)} inputs, {len(expected)} outputs; onnxruntime max abs err {row.max_abs:.2e})")
     return case.inputs, expected
@@ -81,7 +80,7 @@ def run_cpp_check(model_path: Path, data_dir: Path, entry: catalog.GraphEntry) -
     build = model_path.parent / "cpp-build"
     subprocess.run(["cmake", "-S", str(CPP_DIR), "-B", str(build), f"-DONNXRUNTIME_ROOT={root}"], check=True)
     subprocess.run(["cmake", "--build", str(build)], check=True)
-    command = [str(build / "check_outputs"), str(model_path), str(data_dir), str(entry.atol), str(entry.rtol)]
+    command = [str(build / "check_outputs"), str(model_path), str(data_dir), str(entry.tolerance.atol), str(entry.tolerance.rtol)]
     print("$", " ".join(command))
     return subprocess.run(command).returncode
 

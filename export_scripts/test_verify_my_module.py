@@ -64,9 +64,10 @@ def edge_cases(shapes, rng: np.random.Generator) -> list[Case]:
 MY_LOSS = GraphEntry(
     name="iou_weighted_l1",
     summary="IoU-weighted L1 box loss (a user's module)",
-    build=IoUWeightedL1,
-    inputs=(TensorSpec("pred", (256, 4)), TensorSpec("target", (256, 4)), TensorSpec("weight", (256,))),
-    outputs=("loss",),
+    sizes={"boxes": 256},  # named sizes: `entry.at(sizes={"boxes": 1000})` is the same graph at 1000 boxes
+    make=lambda sizes: IoUWeightedL1(),
+    inputs=(TensorSpec("pred", ("boxes", 4)), TensorSpec("target", ("boxes", 4)), TensorSpec("weight", ("boxes",))),
+    outputs=(TensorSpec("loss", ()),),
     reference=reference,
     random_inputs=random_inputs,
     edge_cases=edge_cases,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import catalog
@@ -78,29 +79,40 @@ def selected_entries(args: argparse.Namespace) -> list[GraphEntry]:
         raise UsageError(str(err)) from None
 
 
+def parse_size(text: str) -> tuple[str, int]:
+    """``"classes=10000"`` -> ``("classes", 10000)``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.isdigit():
+        raise UsageError(f"--size expects NAME=N with a non-negative integer, like classes=10000; got {text!r}")
+    return name, int(value)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    import torch
+    from .catalog.tables import family_table, with_tables
 
-    from .export import to_torch
-
+    if args.markdown:
+        print(family_table("all"), end="")
+        return 0
+    if args.readme:
+        path = Path(args.readme)
+        text = path.read_text()
+        new = with_tables(text)
+        if new == text:
+            console.print(f"{path}: catalog tables up to date")
+        else:
+            path.write_text(new)
+            console.print(f"{path}: catalog tables regenerated")
+        return 0
     table = Table(title="exportloss catalog")
-    for column in ("graph", "inputs", "outputs", "summary"):
+    for column in ("graph", "sizes", "inputs", "outputs", "summary"):
         table.add_column(column)
+
+    def specs(entry: GraphEntry, specs) -> str:
+        return "\n".join(f"{s.name} {s.dtype}[{','.join(map(str, s.resolve(entry.sizes)))}]" for s in specs)
+
     for entry in catalog.resolve((), True):
-        module = entry.build().eval()
-        inputs = to_torch(entry.example_inputs())
-        with torch.no_grad():
-            out = module(*(inputs[spec.name] for spec in entry.inputs))
-        outs = out if isinstance(out, tuple) else (out,)
-        table.add_row(
-            entry.name,
-            "\n".join(f"{s.name} {s.dtype}[{','.join(map(str, s.shape))}]" for s in entry.inputs),
-            "\n".join(
-                f"{name} {str(o.dtype).removeprefix('torch.')}[{','.join(map(str, o.shape))}]"
-                for name, o in zip(entry.outputs, outs)
-            ),
-            entry.summary,
-        )
+        sizes = " ".join(f"{name}={value}" for name, value in entry.sizes.items())
+        table.add_row(entry.name, sizes, specs(entry, entry.inputs), specs(entry, entry.outputs), escape(entry.summary))
     console.print(table)
     return 0
 
@@ -111,13 +123,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     entries = selected_entries(args)
     shapes = dict(parse_shape(s) for s in args.shape)
-    if shapes and len(entries) > 1:
-        raise UsageError("--shape applies to one graph at a time")
+    sizes = dict(parse_size(s) for s in args.size)
+    if (shapes or sizes) and len(entries) > 1:
+        raise UsageError("--shape and --size apply to one graph at a time")
     for entry in entries:
         try:
             if args.tile_rows is not None:
                 entry = with_tile_rows(entry, args.tile_rows)
-            result = export_graph(entry, args.output, args.exporter, args.opset, entry.shapes(shapes))
+            result = export_graph(entry, args.output, args.exporter, args.opset, shapes, sizes)
         except ModelFileError:
             raise
         except ValueError as err:
@@ -403,7 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    p = sub.add_parser("list", help="the catalog with input and output shapes")
+    p = sub.add_parser("list", help="the catalog with its sizes, input and output shapes")
+    p.add_argument("--markdown", action="store_true", help="print the catalog as the README's Markdown table")
+    p.add_argument("--readme", metavar="PATH", help="regenerate the catalog tables of this README (between catalog-table markers)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export", help="export graphs to ONNX and update the manifest")
@@ -413,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", choices=EXPORTERS, default="dynamo")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument("--shape", action="append", default=[], metavar="INPUT=D1xD2...",
-                   help="override an input's static shape, e.g. boxes1=1x100x4 (one graph only)")
+                   help="an input's static shape, e.g. boxes1=1x100x4: sets the sizes its dimensions name (one graph only)")
+    p.add_argument("--size", action="append", default=[], metavar="NAME=N",
+                   help="a named size, e.g. classes=10000 (`exportloss list` shows each graph's sizes; one graph only)")
     p.add_argument("--tile-rows", type=int, metavar="R",
                    help="pairwise graphs: boxes1 rows per row tile (default: sized to a 2 MiB per-core cache; >= N: untiled)")
     p.set_defaults(func=cmd_export)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import logging
 import os
 import warnings
@@ -21,10 +22,9 @@ import onnx
 import torch
 
 from . import __version__
-from .catalog import GraphEntry
-from .catalog._registry import Shapes
+from .catalog import CATALOG, GraphEntry, Shapes, Sizes
 from .graph_checks import check_graph
-from .model_files import MANIFEST, METADATA_GRAPH, read_manifest, write_model
+from .model_files import MANIFEST, METADATA_GRAPH, METADATA_SIZES, read_manifest, write_model
 from .onnx_graph import default_opset, model_nodes, tensor_specs
 from .ops.tile_plans import recording_tile_plans
 from .row_tiles import tile_planes
@@ -78,12 +78,13 @@ def opset_range(exporter: str) -> tuple[int, int]:
     return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
 
 
-def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAULT_OPSET, shapes: Shapes | None = None) -> onnx.ModelProto:
-    """Export ``entry`` at its catalog shapes (or ``shapes``) and return the checked model, unsaved.
+def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAULT_OPSET, shapes: Shapes | None = None,
+                 sizes: Sizes | None = None) -> onnx.ModelProto:
+    """Export ``entry`` at its sizes (or at ``entry.at(sizes, shapes)``) and return the checked model, unsaved.
 
     Raises ``ValueError`` (one line) for an exporter or opset the installed tools cannot write, for
-    ``shapes`` the graph cannot take (a size it fixes, batch sizes that do not broadcast), and when the
-    exporter fails or writes another opset than asked for.
+    ``sizes`` and ``shapes`` the graph cannot take (an unknown size, a size it fixes, two values for one
+    size, sizes its module rejects), and when the exporter fails or writes another opset than asked for.
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
@@ -91,8 +92,9 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
     if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
         hint = "; for an older opset use --exporter torchscript" if exporter == "dynamo" and isinstance(opset, int) and opset < low else ""
         raise ValueError(f"--opset {opset}: the {exporter} exporter writes opsets {low} to {high}{hint}")
+    entry = entry.at(sizes, shapes)
     module = entry.build().eval()
-    example = to_torch(_example_at(entry, shapes))
+    example = to_torch(entry.example_inputs())
     args = tuple(example[spec.name] for spec in entry.inputs)
     _run_eagerly(entry, module, args)
     input_names = [spec.name for spec in entry.inputs]
@@ -110,14 +112,14 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
                 if exporter == "dynamo":
                     program = torch.onnx.export(
                         module, args, dynamo=True, opset_version=opset, input_names=input_names,
-                        output_names=list(entry.outputs), external_data=False, verbose=False,
+                        output_names=entry.output_names, external_data=False, verbose=False,
                     )
                     model = program.model_proto
                 else:
                     buffer = io.BytesIO()
                     torch.onnx.export(
                         module, args, buffer, dynamo=False, opset_version=opset, input_names=input_names,
-                        output_names=list(entry.outputs),
+                        output_names=entry.output_names,
                     )
                     model = _optimize(onnx.load_from_string(buffer.getvalue()))
             model = tile_planes(model, tile_plans)
@@ -129,24 +131,9 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
             f"--opset {opset}: the {exporter} exporter could not convert {entry.name!r} to opset {opset} "
             f"(it wrote opset {default_opset(model)}); choose another opset"
         )
-    _stamp(model, entry.name, exporter)
+    _stamp(model, entry, exporter)
     check_graph(model, allowed_ops=entry.allowed_ops)
     return model
-
-
-def _example_at(entry: GraphEntry, shapes: Shapes | None) -> dict[str, np.ndarray]:
-    """The export example at ``shapes``; a requested size that the graph fixes (like the 4 of a box) is an error."""
-    requested = entry.shapes(shapes)
-    example = entry.example_inputs(shapes)
-    for name, shape in requested.items():
-        got = tuple(example[name].shape)
-        if got != shape:
-            dim = next(i for i, (a, b) in enumerate(zip(shape, got)) if a != b)
-            raise ValueError(
-                f"--shape {name}={'x'.join(map(str, shape))}: graph {entry.name!r} fixes dimension {dim} "
-                f"of {name} at {got[dim]} (like {'x'.join(map(str, got))})"
-            )
-    return example
 
 
 def _run_eagerly(entry: GraphEntry, module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -179,7 +166,7 @@ def _optimize(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnxscript.optimizer.optimize(model)
 
 
-def _stamp(model: onnx.ModelProto, name: str, exporter: str) -> None:
+def _stamp(model: onnx.ModelProto, entry: GraphEntry, exporter: str) -> None:
     # The dynamo exporter records each node's Python stack trace, with absolute paths of the exporting
     # checkout: dropping it keeps machine paths out of shipped models and makes exports byte-stable.
     for node in model_nodes(model):
@@ -188,7 +175,13 @@ def _stamp(model: onnx.ModelProto, name: str, exporter: str) -> None:
         del value.metadata_props[:]
     model.producer_name = "exportloss"
     model.producer_version = __version__
-    onnx.helper.set_model_props(model, {METADATA_GRAPH: name, "exportloss.exporter": exporter})
+    props = {METADATA_GRAPH: entry.name, "exportloss.exporter": exporter}
+    catalog_entry = CATALOG.get(entry.name)
+    if entry.sizes and (catalog_entry is None or dict(catalog_entry.sizes) != dict(entry.sizes)):
+        # Sizes that the inputs may not show (a class count): verification rebuilds the module from them.
+        # Not written at the catalog's own sizes, so the committed catalog graphs stay byte-identical.
+        props[METADATA_SIZES] = json.dumps(dict(entry.sizes), sort_keys=True)
+    onnx.helper.set_model_props(model, props)
 
 
 def export_graph(
@@ -197,6 +190,7 @@ def export_graph(
     exporter: str = "dynamo",
     opset: int = DEFAULT_OPSET,
     shapes: Shapes | None = None,
+    sizes: Sizes | None = None,
 ) -> ExportResult:
     """Export ``entry`` to ``out_dir/NAME.onnx`` (one file, no external data) and update the manifest.
 
@@ -208,7 +202,8 @@ def export_graph(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(out))
     read_manifest(out)  # a corrupt manifest fails now, not after the export's minutes
-    model = export_model(entry, exporter, opset, shapes)
+    entry = entry.at(sizes, shapes)
+    model = export_model(entry, exporter, opset)
     out.mkdir(parents=True, exist_ok=True)
     inferred = onnx.shape_inference.infer_shapes(model)
     record = {

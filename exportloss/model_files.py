@@ -21,7 +21,7 @@ import onnx
 from filelock import FileLock
 
 from ._files import atomic_write
-from .onnx_graph import dtype_name, graph_inputs, metadata
+from .onnx_graph import dtype_name, graph_inputs, metadata, static_input_shapes
 
 if TYPE_CHECKING:
     from .catalog import GraphEntry
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 METADATA_GRAPH = "exportloss.graph"
 """Model metadata key holding the catalog name of an exported graph."""
+
+METADATA_SIZES = "exportloss.sizes"
+"""Model metadata key holding the graph's named sizes as JSON, written when they are not the catalog's."""
 
 
 class ModelFileError(ValueError):
@@ -100,7 +103,8 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     entry for the file, the file's sha256 matches it (:class:`ModelMismatchError` otherwise). With
     ``catalog_graph`` (verification needs it) the model also carries the catalog name stamp written at
     export, the name is a catalog graph (and ``entry``'s, when one is given), and its inputs and outputs
-    have the catalog entry's names, dtypes and ranks. Without it (any ONNX file, as ``check-trt``
+    have the catalog entry's names, dtypes and ranks, and the entry comes back at the model's sizes (the
+    ``exportloss.sizes`` stamp, then its static input shapes). Without it (any ONNX file, as ``check-trt``
     takes) ``entry`` is returned as given.
     """
     from . import catalog
@@ -125,7 +129,8 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     _check_against_manifest(path)
     if not catalog_graph:
         return model, entry
-    name = metadata(model).get(METADATA_GRAPH)
+    stamps = metadata(model)
+    name = stamps.get(METADATA_GRAPH)
     if name is None:
         raise ModelFileError(f"{path}: not written by `exportloss export` (no {METADATA_GRAPH!r} metadata naming its catalog graph)")
     if entry is not None and name != entry.name:
@@ -135,7 +140,11 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     except catalog.UnknownGraphError:
         raise ModelFileError(f"{path}: its {METADATA_GRAPH!r} metadata names {name!r}, which is not a catalog graph") from None
     _check_interface(path, model, entry)
-    return model, entry
+    try:
+        sizes = json.loads(stamps[METADATA_SIZES]) if METADATA_SIZES in stamps else None
+        return model, entry.at(sizes, static_input_shapes(model))
+    except (ValueError, AttributeError) as err:  # a foreign or garbled stamp, inputs that contradict it
+        raise ModelFileError(f"{path}: its sizes do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
 
 
 def _check_against_manifest(path: Path) -> None:
@@ -163,8 +172,8 @@ def _check_interface(path: Path, model: onnx.ModelProto, entry: GraphEntry) -> N
     if got_inputs != want_inputs:
         raise ModelFileError(f"{path}: inputs {_describe(got_inputs)} are not those of catalog graph {entry.name!r}, {_describe(want_inputs)}")
     got_outputs = [v.name for v in model.graph.output]
-    if got_outputs != list(entry.outputs):
-        raise ModelFileError(f"{path}: outputs {got_outputs} are not those of catalog graph {entry.name!r}, {list(entry.outputs)}")
+    if got_outputs != entry.output_names:
+        raise ModelFileError(f"{path}: outputs {got_outputs} are not those of catalog graph {entry.name!r}, {entry.output_names}")
 
 
 def _describe(specs) -> str:

@@ -9,7 +9,7 @@ backend with another backend on the same inputs instead of with the reference (T
 onnxruntime on the CPU, for example).
 
 An output element passes when ``|got - want| <= atol + rtol * |want|`` with the backend's
-:class:`~exportloss.backends.Tolerance` for the entry; the report's relative error is
+:class:`~exportloss.tolerance.Tolerance` for the entry; the report's relative error is
 ``|got - want| / max(|want|, atol)``. A backend that did not run gives a row whose verdict is
 ``unavailable: <reason>``, never PASS.
 """
@@ -27,12 +27,12 @@ import onnx
 import torch
 
 from ._files import atomic_write
-from .backends import Backend, BackendUnavailable, SessionError, Tolerance
+from .backends import Backend, BackendUnavailable, SessionError
 from .backends.ort import OrtBackend
 from .catalog import VERIFICATION_SEED, Case, GraphEntry
 from .export import to_torch
 from .model_files import ModelMismatchError, load_model
-from .onnx_graph import static_input_shapes
+from .tolerance import Tolerance
 
 REFERENCE = "reference"
 """What a row is compared with when no other backend is: the float64 eager reference."""
@@ -71,7 +71,8 @@ class VerifyRow:
 
 
 def load_catalog_model(path: str | os.PathLike, entry: GraphEntry | None = None) -> tuple[onnx.ModelProto, GraphEntry]:
-    """Load an exported graph and its catalog entry (``entry``, else the name stamped into the model at export).
+    """Load an exported graph and its catalog entry (``entry``, else the name stamped into the model at export),
+    the entry at the sizes the model was exported at.
 
     :func:`exportloss.model_files.load_model` does the checks (a readable ONNX file, its sha256 against the
     manifest, the catalog stamp and interface); each failure is one line naming the file.
@@ -93,7 +94,7 @@ def compare(entry: GraphEntry, tolerance: Tolerance, row: VerifyRow, case: Case,
             got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> None:
     """Fold one case's outputs into ``row``."""
     row.cases += 1
-    for name, actual, expected in zip(entry.outputs, got, want):
+    for name, actual, expected in zip(entry.output_names, got, want):
         where = f"{case.name}/{label}/{name}"
         if actual.shape != expected.shape:
             row.failures.append(f"{where}: shape {list(actual.shape)} != {row.against} {list(expected.shape)}")
@@ -166,7 +167,7 @@ def verify_all(
 def _verify_loaded(path: Path, model: onnx.ModelProto, entry: GraphEntry, backends: Sequence[Backend],
                    seed: int, against: Backend | None) -> list[VerifyRow]:
     """Rows of each backend for one loaded graph: against the reference, then (with ``against``) against that backend."""
-    cases = entry.verification_cases(static_input_shapes(model), seed=seed)
+    cases = entry.verification_cases(seed=seed)  # load_model gave the entry at the model's sizes
     module = entry.build().eval()
     expected = [reference_outputs(entry, module, case.inputs) for case in cases]
     cross_rows = [VerifyRow(entry.name, b.name, b.precision, against=against.name) for b in backends] if against else []
@@ -203,7 +204,7 @@ def _run_backend(backend: Backend, path: Path, model: onnx.ModelProto, entry: Gr
                     row.notes.extend(note for note in session.notes if note not in row.notes)
                 for case_index, case in enumerate(cases):
                     outputs = session.run(case.inputs)
-                    got = [outputs[name] for name in entry.outputs]
+                    got = [outputs[name] for name in entry.output_names]
                     for row, wanted in comparisons:
                         compare(entry, tolerance, row, case, session.label, got, wanted[case_index])
     except BackendUnavailable as err:
@@ -221,7 +222,7 @@ def _outputs_of(backend: Backend, path: Path, model: onnx.ModelProto, entry: Gra
             raise BackendUnavailable(reason)
         with backend.sessions(path, model, entry) as sessions:
             first = sessions[0]
-            return [[first.run(case.inputs)[name] for name in entry.outputs] for case in cases]
+            return [[first.run(case.inputs)[name] for name in entry.output_names] for case in cases]
     except BackendUnavailable as err:
         _mark(rows, unavailable=f"{backend.name} (compared with) is unavailable: {err}")
     except SessionError as err:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +23,7 @@ import numpy as np
 import onnx
 
 from ..catalog import GraphEntry
+from ..tolerance import Tolerance
 
 BACKEND_NAMES = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
 """Every backend ``exportloss verify`` knows, in the order of its default run."""
@@ -35,22 +35,6 @@ class BackendUnavailable(RuntimeError):
 
 class SessionError(RuntimeError):
     """The backend is here but could not open this graph (a TensorRT parser error, for example)."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """An output element passes when ``|got - want| <= atol + rtol * |want|``."""
-
-    atol: float
-    rtol: float
-
-    @classmethod
-    def of(cls, entry: GraphEntry) -> Tolerance:
-        return cls(entry.atol, entry.rtol)
-
-    def at_least(self, floor: float) -> Tolerance:
-        """Both bounds raised to ``floor`` where they are tighter."""
-        return Tolerance(max(self.atol, floor), max(self.rtol, floor))
 
 
 class Session(Protocol):
@@ -76,7 +60,7 @@ class Backend(ABC):
 
     def tolerance(self, entry: GraphEntry) -> Tolerance:
         """The tolerance ``entry`` is held to on this backend; the entry's own unless overridden."""
-        return Tolerance.of(entry)
+        return entry.tolerance
 
     def unavailable_reason(self) -> str | None:
         """None when the backend truly loads here, else one line saying why not; probed once per backend value."""

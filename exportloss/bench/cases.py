@@ -10,7 +10,7 @@ comparison, except where an issue stated its target against the default one (sai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import catalog
 
@@ -40,8 +40,8 @@ class BenchCase:
     """Called with the float32 torch inputs in catalog order; ``None`` where no anchor exists."""
     anchor_name: str = ""
     targets: tuple[Target, ...] = ()
-    build: Callable[[], object] | None = None
-    """Replaces the catalog entry's module where the size needs other constructor arguments (class counts)."""
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Named sizes of the catalog entry (class counts, feature dims) besides those ``shapes`` set."""
     memory_bound: bool = False
     """Report the output floor: inputs read at the measured bandwidth + outputs filled and freshly allocated."""
     scaling_only: bool = False
@@ -54,8 +54,12 @@ class BenchCase:
         """N · M for a pairwise graph (the ns/pair denominator), else ``None``."""
         if "pairwise" not in self.graph:
             return None
-        shapes = self.shapes or catalog.get(self.graph).shapes()  # no shapes: the catalog's size
+        shapes = self.entry().shapes()
         return shapes["boxes1"][-2] * shapes["boxes2"][-2]
+
+    def entry(self) -> catalog.GraphEntry:
+        """The catalog entry at this case's size (no sizes and no shapes: the catalog's)."""
+        return catalog.get(self.graph).at(self.sizes, self.shapes)
 
 
 def torchvision_ops():
@@ -97,10 +101,6 @@ def default_cases() -> list[BenchCase]:
     Every case carries ``ort/eager warm <= 1`` (no slower in onnxruntime than its own module in eager
     PyTorch) unless it names a measured bound instead.
     """
-    from ..classification.arcface import ArcFaceLoss
-    from ..catalog.classification import seeded
-    from ..classification.center import CenterLoss
-
     ops = torchvision_ops()
     cases: list[BenchCase] = []
 
@@ -157,12 +157,10 @@ def default_cases() -> list[BenchCase]:
         label_map = len(catalog.get(graph).shapes()["target"]) == 3  # multiclass: [B, H, W] labels
         add(graph, "8x4x256x256", {"logits": (8, 4, 256, 256), "target": (8, 256, 256) if label_map else (8, 4, 256, 256)},
             eager_target=EAGER_PARITY if graph in ("soft_dice_loss", "tversky_loss") else NO_SLOWER_THAN_EAGER)
-    add("arcface_loss", "512x512, 10000 classes", {"features": (512, 512), "labels": (512,)},
-        build=lambda: seeded(ArcFaceLoss(512, 10_000)),
+    add("arcface_loss", "512x512, 10000 classes", {}, sizes={"batch": 512, "dim": 512, "classes": 10_000},
         eager_target=Target("ort/eager warm", 1.4, "the [B, C] MatMul (about half) and the [B, C] Where that puts the "
                             "margined logit in its row (about a third); measured 0.98-1.08"))
-    add("center_loss", "4096x512, 1000 classes", {"features": (4096, 512), "labels": (4096,)},
-        build=lambda: seeded(CenterLoss(1000, 512)),
+    add("center_loss", "4096x512, 1000 classes", {}, sizes={"batch": 4096, "dim": 512, "classes": 1000},
         eager_target=Target("ort/eager warm", 1.5, "counting classes needs a [B, C] compare and bool-to-float Cast"))
 
     for graph in ("cluster_nms", "fast_nms"):

@@ -227,9 +227,9 @@ def _run_case(case: CudaCase, workdir: Path) -> CudaRow:
 
     from ..export import export_graph
 
-    entry = catalog.get(case.graph)
-    path = export_graph(entry, workdir, shapes=entry.shapes(case.shapes)).path
-    inputs = entry.example_inputs(case.shapes)
+    entry = catalog.get(case.graph).at(shapes=case.shapes)
+    path = export_graph(entry, workdir).path
+    inputs = entry.example_inputs()
     device_inputs = [torch.from_numpy(inputs[spec.name]).cuda() for spec in entry.inputs]
     if case.unbatched:
         device_inputs = [t[0] for t in device_inputs]

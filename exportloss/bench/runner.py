@@ -12,7 +12,6 @@ from pathlib import Path
 import onnx
 import torch
 
-from .. import catalog
 from ..export import export_graph, to_torch
 from ..onnx_graph import model_nodes
 from .cases import SCALING, BenchCase, Target, default_cases
@@ -67,12 +66,10 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
              time_limit_s: float = 12.0, quiet_share: float = QUIET_SHARE, warm: bool = True) -> BenchRow:
     import onnxruntime as ort
 
-    entry = catalog.get(case.graph)
-    if case.build is not None:
-        entry = dataclasses.replace(entry, build=case.build)
-    path = export_graph(entry, workdir, shapes=entry.shapes(case.shapes)).path
+    entry = case.entry()
+    path = export_graph(entry, workdir).path
     nodes = sum(1 for _ in model_nodes(onnx.load(str(path))))
-    inputs = entry.example_inputs(case.shapes)
+    inputs = entry.example_inputs()
     tensors = to_torch(inputs)
     args = [tensors[spec.name] for spec in entry.inputs]
     args64 = [a.double() if a.is_floating_point() else a for a in args]

@@ -71,13 +71,10 @@ def torch_backends(case, threads: int) -> dict[str, object]:
     """``{"eager": fn, "anchor": fn}`` for ``case`` (anchor only where it has one), inputs as in the parent."""
     import torch
 
-    from .. import catalog
     from ..export import to_torch
 
-    entry = catalog.get(case.graph)
-    if case.build is not None:
-        entry = dataclasses.replace(entry, build=case.build)
-    tensors = to_torch(entry.example_inputs(case.shapes))
+    entry = case.entry()
+    tensors = to_torch(entry.example_inputs())
     args = [tensors[spec.name] for spec in entry.inputs]
     module = entry.build().eval()
     torch.set_num_threads(threads)

@@ -14,7 +14,8 @@ from ..reference.boxes import (
     aligned_reference, iou_loss_reference, pairwise_reference, rotated_aligned_reference, rotated_iou_loss_reference,
     rotated_pairwise_reference,
 )
-from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
+from ..tolerance import Tolerance
+from .entry import Case, GraphEntry, Inputs, Shapes, TensorSpec
 
 DEGENERATE_PAIRS = (
     ((10.0, 10.0, 10.0, 30.0), (5.0, 5.0, 20.0, 20.0)),  # zero width
@@ -78,46 +79,72 @@ def with_tile_rows(entry: GraphEntry, tile_rows: int) -> GraphEntry:
         raise ValueError(f"--tile-rows applies to {', '.join(TILED_GRAPHS)}; got {entry.name!r}")
     check_tile_rows(tile_rows)
 
-    def build():
-        module = entry.build()
+    def make(sizes):
+        module = entry.make(sizes)
         module.tile_rows = tile_rows
         return module
 
-    return dataclasses.replace(entry, build=build)
+    return dataclasses.replace(entry, make=make)
 
 
-def _register_box_family() -> None:
-    pair_names = ("boxes1", "boxes2")
-    loss_names = ("pred", "target")
-    metric_layouts = (
-        ("pairwise", "of every boxes1 box with every boxes2 box", PairwiseIoU, pairwise_reference, (2, 128, 4), (2, 96, 4)),
-        ("aligned", "of boxes1[i] with boxes2[i]", AlignedIoU, aligned_reference, (2, 256, 4), (2, 256, 4)),
-    )
-    for prefix, what, module_class, reference, shape1, shape2 in metric_layouts:
-        for kind in IOU_KINDS:
-            register(GraphEntry(
-                name=f"{prefix}_{kind}",
-                summary=f"{kind.upper()} {what} (xyxy)",
-                build=lambda kind=kind, module_class=module_class: module_class(kind),
-                inputs=(TensorSpec("boxes1", shape1), TensorSpec("boxes2", shape2)),
-                outputs=(kind,),
-                reference=lambda module, b1, b2, reference=reference: reference(b1, b2, module.kind, module.fmt, module.eps),
-                random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, pair_names),
-                edge_cases=box_edge_cases(pair_names),
-            ))
-    for kind in IOU_KINDS:
-        register(GraphEntry(
+PAIR = ("boxes1", "boxes2")
+LOSS = ("pred", "target")
+PAIRWISE_SIZES = {"batch": 2, "boxes1": 128, "boxes2": 96}
+ALIGNED_SIZES = {"batch": 2, "boxes": 256}
+LOSS_SIZES = {"boxes": 1024}
+
+
+def _pair_specs(names: tuple[str, str], width: int, layout: str) -> tuple[TensorSpec, TensorSpec]:
+    """Two box inputs ``[..., width]``: ``pairwise`` [batch, boxes1|boxes2, width], ``aligned`` [batch, boxes, width],
+    ``loss`` [boxes, width]."""
+    if layout == "pairwise":
+        return TensorSpec(names[0], ("batch", "boxes1", width)), TensorSpec(names[1], ("batch", "boxes2", width))
+    lead = ("batch", "boxes") if layout == "aligned" else ("boxes",)
+    return TensorSpec(names[0], (*lead, width)), TensorSpec(names[1], (*lead, width))
+
+
+OUTPUT_DIMS = {"pairwise": ("batch", "boxes1", "boxes2"), "aligned": ("batch", "boxes"), "loss": ()}
+
+BOX_ENTRIES = (
+    *(
+        GraphEntry(
+            name=f"{prefix}_{kind}",
+            summary=f"{kind.upper()} {what} (xyxy)",
+            readme=readme,
+            sizes=sizes,
+            make=lambda sizes, kind=kind, module_class=module_class: module_class(kind),
+            inputs=_pair_specs(PAIR, 4, prefix),
+            outputs=(TensorSpec(kind, OUTPUT_DIMS[prefix]),),
+            reference=lambda module, b1, b2, reference=reference: reference(b1, b2, module.kind, module.fmt, module.eps),
+            random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, PAIR),
+            edge_cases=box_edge_cases(PAIR),
+        )
+        for prefix, what, readme, module_class, reference, sizes in (
+            ("pairwise", "of every boxes1 box with every boxes2 box", "the metric of every boxes1 box with every boxes2 box",
+             PairwiseIoU, pairwise_reference, PAIRWISE_SIZES),
+            ("aligned", "of boxes1[i] with boxes2[i]", "the metric of boxes1[i] with boxes2[i]",
+             AlignedIoU, aligned_reference, ALIGNED_SIZES),
+        )
+        for kind in IOU_KINDS
+    ),
+    *(
+        GraphEntry(
             name=f"{kind}_loss",
             summary=f"mean of 1 - {kind.upper()}(pred[i], target[i]) (xyxy)",
-            build=lambda kind=kind: IoULoss(kind),
-            inputs=(TensorSpec("pred", (1024, 4)), TensorSpec("target", (1024, 4))),
-            outputs=("loss",),
+            readme="mean of 1 − metric (EIoU: mmdet's smooth knee)",
+            sizes=LOSS_SIZES,
+            make=lambda sizes, kind=kind: IoULoss(kind),
+            inputs=_pair_specs(LOSS, 4, "loss"),
+            outputs=(TensorSpec("loss", ()),),
             reference=lambda module, pred, target: iou_loss_reference(
                 pred, target, module.kind, module.reduction, module.fmt, module.eps
             ),
-            random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, loss_names),
-            edge_cases=box_edge_cases(loss_names),
-        ))
+            random_inputs=lambda shapes, rng: _box_inputs(shapes, rng, LOSS),
+            edge_cases=box_edge_cases(LOSS),
+        )
+        for kind in IOU_KINDS
+    ),
+)
 
 
 # Rotated boxes (cx, cy, w, h, θ), :mod:`exportloss.boxes.rotated`. Shapes are kept small because the float64
@@ -182,46 +209,53 @@ def rotated_edge_cases(names: tuple[str, str]):
     return edge_cases
 
 
-def _rotated_atol(kind: str) -> float:
-    # ProbIoU is 1 − √(B + …) near B = 0, so float32 rounding of B (~1e-8) moves it by up to ~1e-4 there.
-    return 2e-4 if kind == "probiou" else 1e-5
+# ProbIoU is 1 − √(B + …) near B = 0, so float32 rounding of B (~1e-8) moves it by up to ~1e-4 there.
+ROTATED_TOLERANCE = {"iou": Tolerance(), "probiou": Tolerance(atol=2e-4)}
 
-
-def _register_rotated_box_family() -> None:
-    pair = ("boxes1", "boxes2")
-    loss = ("pred", "target")
-    for name, summary, module_class, reference, kind, shapes, output in (
-        ("rotated_pairwise_iou", "exact rotated IoU of every boxes1 box with every boxes2 box (cx, cy, w, h, theta)",
-         RotatedPairwiseIoU, rotated_pairwise_reference, "iou", ((2, 40, 5), (2, 32, 5)), "iou"),
-        ("rotated_aligned_iou", "exact rotated IoU of boxes1[i] with boxes2[i] (cx, cy, w, h, theta)",
-         RotatedAlignedIoU, rotated_aligned_reference, "iou", ((2, 256, 5), (2, 256, 5)), "iou"),
-        ("probiou_pairwise", "ProbIoU (Gaussian Bhattacharyya) of every boxes1 box with every boxes2 box",
-         RotatedPairwiseIoU, rotated_pairwise_reference, "probiou", ((2, 40, 5), (2, 32, 5)), "probiou"),
-    ):
-        register(GraphEntry(
+ROTATED_ENTRIES = (
+    *(
+        GraphEntry(
             name=name,
             summary=summary,
-            build=lambda module_class=module_class, kind=kind: module_class(kind),
-            inputs=(TensorSpec("boxes1", shapes[0]), TensorSpec("boxes2", shapes[1])),
-            outputs=(output,),
+            readme=readme,
+            sizes=sizes,
+            make=lambda sizes, module_class=module_class, kind=kind: module_class(kind),
+            inputs=_pair_specs(PAIR, 5, layout),
+            outputs=(TensorSpec(kind, OUTPUT_DIMS[layout]),),
             reference=lambda module, b1, b2, reference=reference: reference(b1, b2, module.kind, module.eps),
-            random_inputs=lambda shapes, rng: _rotated_pair_inputs(shapes, rng, pair),
-            edge_cases=rotated_edge_cases(pair),
-            atol=_rotated_atol(kind),
-        ))
-    for name, kind in (("rotated_iou_loss", "iou"), ("probiou_loss", "probiou")):
-        register(GraphEntry(
+            random_inputs=lambda shapes, rng: _rotated_pair_inputs(shapes, rng, PAIR),
+            edge_cases=rotated_edge_cases(PAIR),
+            tolerance=ROTATED_TOLERANCE[kind],
+        )
+        for name, summary, readme, module_class, reference, kind, layout, sizes in (
+            ("rotated_pairwise_iou", "exact rotated IoU of every boxes1 box with every boxes2 box (cx, cy, w, h, theta)",
+             "exact rotated IoU / ProbIoU of every pair, boxes (cx, cy, w, h, θ)",
+             RotatedPairwiseIoU, rotated_pairwise_reference, "iou", "pairwise", {"batch": 2, "boxes1": 40, "boxes2": 32}),
+            ("rotated_aligned_iou", "exact rotated IoU of boxes1[i] with boxes2[i] (cx, cy, w, h, theta)",
+             "exact rotated IoU of boxes1[i] with boxes2[i]",
+             RotatedAlignedIoU, rotated_aligned_reference, "iou", "aligned", ALIGNED_SIZES),
+            ("probiou_pairwise", "ProbIoU (Gaussian Bhattacharyya) of every boxes1 box with every boxes2 box",
+             "exact rotated IoU / ProbIoU of every pair, boxes (cx, cy, w, h, θ)",
+             RotatedPairwiseIoU, rotated_pairwise_reference, "probiou", "pairwise", {"batch": 2, "boxes1": 40, "boxes2": 32}),
+        )
+    ),
+    *(
+        GraphEntry(
             name=name,
             summary=f"mean of 1 - {'exact rotated IoU' if kind == 'iou' else 'ProbIoU'}(pred[i], target[i])",
-            build=lambda kind=kind: RotatedIoULoss(kind),
-            inputs=(TensorSpec("pred", (1024, 5)), TensorSpec("target", (1024, 5))),
-            outputs=("loss",),
+            readme="mean of 1 − exact rotated IoU / ProbIoU",
+            sizes=LOSS_SIZES,
+            make=lambda sizes, kind=kind: RotatedIoULoss(kind),
+            inputs=_pair_specs(LOSS, 5, "loss"),
+            outputs=(TensorSpec("loss", ()),),
             reference=lambda module, pred, target: rotated_iou_loss_reference(pred, target, module.kind, module.reduction, module.eps),
-            random_inputs=lambda shapes, rng: _rotated_pair_inputs(shapes, rng, loss),
-            edge_cases=rotated_edge_cases(loss),
-            atol=_rotated_atol(kind),
-        ))
+            random_inputs=lambda shapes, rng: _rotated_pair_inputs(shapes, rng, LOSS),
+            edge_cases=rotated_edge_cases(LOSS),
+            tolerance=ROTATED_TOLERANCE[kind],
+        )
+        for name, kind in (("rotated_iou_loss", "iou"), ("probiou_loss", "probiou"))
+    ),
+)
 
-
-_register_box_family()
-_register_rotated_box_family()
+ENTRIES = (*BOX_ENTRIES, *ROTATED_ENTRIES)
+"""The boxes family's catalog entries, in ``exportloss list`` order."""

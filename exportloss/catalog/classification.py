@@ -23,12 +23,12 @@ from ..reference.classification import (
     focal_reference,
     sigmoid_focal_reference,
 )
-from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
+from .entry import Case, GraphEntry, Inputs, InputShapes, Sizes, TensorSpec
 
 PARAMETER_SEED = 1234
-FOCAL_CLASSES = 21
-CENTER_CLASSES, CENTER_DIM = 10, 32
-ARC_CLASSES, ARC_DIM = 100, 64
+FOCAL_SIZES = {"batch": 8, "anchors": 64, "classes": 21}
+CENTER_SIZES = {"batch": 64, "classes": 10, "dim": 32}
+ARC_SIZES = {"batch": 32, "dim": 64, "classes": 100}
 
 
 def seeded(module: nn.Module) -> nn.Module:
@@ -64,7 +64,7 @@ def _label_cases(inputs: Inputs, num_classes: int, rng: np.random.Generator) -> 
 
 # --- focal ---------------------------------------------------------------------------------------
 
-def _focal_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+def _focal_inputs(shapes: InputShapes, rng: np.random.Generator) -> Inputs:
     logits_shape = shapes["logits"]
     return {
         "logits": rng.normal(0.0, 3.0, size=logits_shape).astype(np.float32),
@@ -72,7 +72,7 @@ def _focal_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     }
 
 
-def _focal_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+def _focal_edge_cases(shapes: InputShapes, rng: np.random.Generator) -> list[Case]:
     inputs = _focal_inputs(shapes, rng)
     num_classes = shapes["logits"][-1]
     saturated = np.where(rng.random(shapes["logits"]) < 0.5, 50.0, -50.0)
@@ -87,14 +87,17 @@ def _focal_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     ]
 
 
-def focal_entry(name: str, num_classes: int = FOCAL_CLASSES, logits_shape: tuple[int, ...] = (8, 64), **options) -> GraphEntry:
-    """A :class:`FocalLoss` graph; ``options`` go to the module (alpha, gamma, reduction, ignore_index)."""
+def focal_entry(name: str, sizes: Sizes = FOCAL_SIZES, **options) -> GraphEntry:
+    """A :class:`FocalLoss` graph at ``sizes`` (batch, anchors, classes); ``options`` go to the module
+    (alpha, gamma, reduction, ignore_index)."""
     return GraphEntry(
         name=name,
         summary="softmax focal loss -alpha[y] (1-p_y)^gamma log p_y, alpha=0.25 on class 0 (the seed's)",
-        build=lambda: FocalLoss(num_classes, **options),
-        inputs=(TensorSpec("logits", (*logits_shape, num_classes)), TensorSpec("labels", logits_shape, "int64")),
-        outputs=("loss",),
+        readme="softmax focal loss, alpha 0.25 on class 0 (the seed's): `FocalLoss(21)`",
+        sizes=sizes,
+        make=lambda sizes: FocalLoss(sizes["classes"], **options),
+        inputs=(TensorSpec("logits", ("batch", "anchors", "classes")), TensorSpec("labels", ("batch", "anchors"), "int64")),
+        outputs=(TensorSpec("loss", ("batch", "anchors") if options.get("reduction") == "none" else ()),),
         reference=lambda module, logits, labels: focal_reference(
             logits, labels, module.alpha.tolist(), module.gamma, module.reduction, module.ignore_index
         ),
@@ -103,14 +106,14 @@ def focal_entry(name: str, num_classes: int = FOCAL_CLASSES, logits_shape: tuple
     )
 
 
-def _sigmoid_focal_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+def _sigmoid_focal_inputs(shapes: InputShapes, rng: np.random.Generator) -> Inputs:
     return {
         "logits": rng.normal(0.0, 3.0, size=shapes["logits"]).astype(np.float32),
         "targets": (rng.random(shapes["targets"]) < 0.2).astype(np.float32),
     }
 
 
-def _sigmoid_focal_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+def _sigmoid_focal_edge_cases(shapes: InputShapes, rng: np.random.Generator) -> list[Case]:
     inputs = _sigmoid_focal_inputs(shapes, rng)
     saturated = np.where(rng.random(shapes["logits"]) < 0.5, 50.0, -50.0)
     return [
@@ -123,24 +126,20 @@ def _sigmoid_focal_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[
 
 # --- center --------------------------------------------------------------------------------------
 
-def _center_classes(shapes: Shapes) -> int:
-    return shapes["centers"][0] if "centers" in shapes else CENTER_CLASSES
-
-
-def _center_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+def _center_inputs(shapes: InputShapes, rng: np.random.Generator) -> Inputs:
     inputs = {
         "features": rng.normal(0.0, 1.0, size=shapes["features"]).astype(np.float32),
-        "labels": random_labels(rng, shapes["labels"], _center_classes(shapes)),
+        "labels": random_labels(rng, shapes["labels"], shapes.sizes["classes"]),
     }
     if "centers" in shapes:
         inputs["centers"] = rng.normal(0.0, 1.0, size=shapes["centers"]).astype(np.float32)
     return inputs
 
 
-def _center_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+def _center_edge_cases(shapes: InputShapes, rng: np.random.Generator) -> list[Case]:
     inputs = _center_inputs(shapes, rng)
-    num_classes = _center_classes(shapes)
-    centers = inputs["centers"] if "centers" in inputs else _built_parameter(CenterLoss(CENTER_CLASSES, CENTER_DIM))
+    num_classes = shapes.sizes["classes"]
+    centers = inputs["centers"] if "centers" in inputs else _built_parameter(CenterLoss(num_classes, shapes.sizes["dim"]))
     at_centers = centers[inputs["labels"]]
     absent = np.where(inputs["labels"] < num_classes // 2, 1, num_classes - 2)
     cases = [
@@ -164,10 +163,10 @@ def _built_parameter(module: nn.Module) -> np.ndarray:
 
 # --- ArcFace / CosFace ---------------------------------------------------------------------------
 
-def _arc_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+def _arc_inputs(shapes: InputShapes, rng: np.random.Generator) -> Inputs:
     inputs = {"features": rng.normal(0.0, 1.0, size=shapes["features"]).astype(np.float32)}
     if "labels" in shapes:
-        inputs["labels"] = random_labels(rng, shapes["labels"], ARC_CLASSES)
+        inputs["labels"] = random_labels(rng, shapes["labels"], shapes.sizes["classes"])
     return inputs
 
 
@@ -182,12 +181,13 @@ def _at_angles(directions: np.ndarray, rng: np.random.Generator, low: float = 0.
     return np.cos(angle) * unit + np.sin(angle) * other
 
 
-def _arc_edge_cases(head: Callable[[], nn.Module]) -> Callable[[Shapes, np.random.Generator], list[Case]]:
-    def edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+def _arc_edge_cases(head: Callable[[Sizes], nn.Module]) -> Callable[[InputShapes, np.random.Generator], list[Case]]:
+    def edge_cases(shapes: InputShapes, rng: np.random.Generator) -> list[Case]:
         inputs = _arc_inputs(shapes, rng)
-        weight = _built_parameter(head())
+        weight = _built_parameter(head(shapes.sizes))
+        num_classes = shapes.sizes["classes"]
         batch = shapes["features"][0]
-        classes = inputs["labels"] if "labels" in inputs else rng.integers(0, ARC_CLASSES, batch)
+        classes = inputs["labels"] if "labels" in inputs else rng.integers(0, num_classes, batch)
         # Scaled copies of the class weight (cos ~ 1) and of its opposite (cos ~ -1), labelled with that class.
         near = weight.T[classes] * rng.uniform(0.01, 100.0, size=(batch, 1))
         zero = inputs["features"].copy()
@@ -200,19 +200,21 @@ def _arc_edge_cases(head: Callable[[], nn.Module]) -> Callable[[Shapes, np.rando
             Case("tiny-and-huge-norms", _replace(inputs, features=inputs["features"] * np.where(rng.random((batch, 1)) < 0.5, 1e-6, 1e6))),
         ]
         if "labels" in inputs:
-            cases += _label_cases(inputs, ARC_CLASSES, rng)
+            cases += _label_cases(inputs, num_classes, rng)
         return cases
 
     return edge_cases
 
 
-def _arc_loss_entry(name: str, summary: str, make: Callable[[], nn.Module]) -> GraphEntry:
+def _arc_loss_entry(name: str, summary: str, readme: str, make: Callable[[Sizes], nn.Module]) -> GraphEntry:
     return GraphEntry(
         name=name,
         summary=summary,
-        build=lambda: seeded(make()),
-        inputs=(TensorSpec("features", (32, ARC_DIM)), TensorSpec("labels", (32,), "int64")),
-        outputs=("loss",),
+        readme=readme,
+        sizes=ARC_SIZES,
+        make=lambda sizes: seeded(make(sizes)),
+        inputs=(TensorSpec("features", ("batch", "dim")), TensorSpec("labels", ("batch",), "int64")),
+        outputs=(TensorSpec("loss", ()),),
         reference=lambda module, features, labels: arcface_loss_reference(
             features, labels, module.weight.detach(), module.s, module.m, module.margin, module.reduction
         ),
@@ -221,63 +223,72 @@ def _arc_loss_entry(name: str, summary: str, make: Callable[[], nn.Module]) -> G
     )
 
 
-def _register_classification() -> None:
-    register(focal_entry("focal_loss"))
-    register(GraphEntry(
+ENTRIES = (
+    focal_entry("focal_loss"),
+    GraphEntry(
         name="sigmoid_focal_loss",
         summary="torchvision's sigmoid focal loss per element (alpha=0.25 on positives, gamma=2)",
-        build=SigmoidFocalLoss,
-        inputs=(TensorSpec("logits", (8, 64, FOCAL_CLASSES)), TensorSpec("targets", (8, 64, FOCAL_CLASSES))),
-        outputs=("loss",),
+        readme="torchvision's sigmoid focal loss per element: `SigmoidFocalLoss()`",
+        sizes=FOCAL_SIZES,
+        make=lambda sizes: SigmoidFocalLoss(),
+        inputs=(TensorSpec("logits", ("batch", "anchors", "classes")), TensorSpec("targets", ("batch", "anchors", "classes"))),
+        outputs=(TensorSpec("loss", ("batch", "anchors", "classes")),),
         reference=lambda module, logits, targets: sigmoid_focal_reference(
             logits, targets, module.alpha, module.gamma, module.reduction
         ),
         random_inputs=_sigmoid_focal_inputs,
         edge_cases=_sigmoid_focal_edge_cases,
-    ))
-    register(GraphEntry(
+    ),
+    GraphEntry(
         name="center_loss",
         summary="lambda/2 mean_i ||f_i - c_y||^2 / n_y with learned centers [10, 32] (the seed's center loss)",
-        build=lambda: seeded(CenterLoss(CENTER_CLASSES, CENTER_DIM)),
-        inputs=(TensorSpec("features", (64, CENTER_DIM)), TensorSpec("labels", (64,), "int64")),
-        outputs=("loss",),
+        readme="λ/2 · mean ‖f − c_y‖² / n_y, centers [10,32] stored in the graph: `CenterLoss(10, 32)`",
+        sizes=CENTER_SIZES,
+        make=lambda sizes: seeded(CenterLoss(sizes["classes"], sizes["dim"])),
+        inputs=(TensorSpec("features", ("batch", "dim")), TensorSpec("labels", ("batch",), "int64")),
+        outputs=(TensorSpec("loss", ()),),
         reference=lambda module, features, labels: center_loss_reference(
             features, labels, module.centers.detach(), module.lambda_c
         ),
         random_inputs=_center_inputs,
         edge_cases=_center_edge_cases,
-    ))
-    register(GraphEntry(
+    ),
+    GraphEntry(
         name="center_update",
         summary="new centers after Wen et al.'s eq. 4, alpha=0.5 (centers carried as state)",
-        build=CenterUpdate,
-        inputs=(TensorSpec("features", (64, CENTER_DIM)), TensorSpec("labels", (64,), "int64"),
-                TensorSpec("centers", (CENTER_CLASSES, CENTER_DIM))),
-        outputs=("new_centers",),
+        readme="Wen et al.'s center update, centers carried as state: `CenterUpdate(alpha=0.5)`",
+        sizes=CENTER_SIZES,
+        make=lambda sizes: CenterUpdate(),
+        inputs=(TensorSpec("features", ("batch", "dim")), TensorSpec("labels", ("batch",), "int64"),
+                TensorSpec("centers", ("classes", "dim"))),
+        outputs=(TensorSpec("new_centers", ("classes", "dim")),),
         reference=lambda module, features, labels, centers: center_update_reference(features, labels, centers, module.alpha),
         random_inputs=_center_inputs,
         edge_cases=_center_edge_cases,
-    ))
-    register(GraphEntry(
+    ),
+    GraphEntry(
         name="arc_softmax",
         summary="ArcNet head: P_ij = e^{s cos(θ_ij+m)} / (others + e^{s cos(θ_ij+m)}), s=64, m=0.5, 100 classes",
-        build=lambda: seeded(ArcSoftmax(ARC_DIM, ARC_CLASSES)),
-        inputs=(TensorSpec("features", (32, ARC_DIM)),),
-        outputs=("probs",),
+        readme="the seed's ArcNet head (s=64, m=0.5), weights in the graph: `ArcSoftmax(64, 100)`",
+        sizes=ARC_SIZES,
+        make=lambda sizes: seeded(ArcSoftmax(sizes["dim"], sizes["classes"])),
+        inputs=(TensorSpec("features", ("batch", "dim")),),
+        outputs=(TensorSpec("probs", ("batch", "classes")),),
         reference=lambda module, features: arc_softmax_reference(
             features, module.weight.detach(), module.s, module.m, module.margin
         ),
         random_inputs=_arc_inputs,
-        edge_cases=_arc_edge_cases(lambda: ArcSoftmax(ARC_DIM, ARC_CLASSES)),
-    ))
-    register(_arc_loss_entry(
+        edge_cases=_arc_edge_cases(lambda sizes: ArcSoftmax(sizes["dim"], sizes["classes"])),
+    ),
+    _arc_loss_entry(
         "arcface_loss", "ArcFace loss mean -log P_{i,y_i}, s=64, m=0.5, 100 classes",
-        lambda: ArcFaceLoss(ARC_DIM, ARC_CLASSES),
-    ))
-    register(_arc_loss_entry(
+        "ArcFace loss (m=0.5), s=64: `ArcFaceLoss(64, 100)`",
+        lambda sizes: ArcFaceLoss(sizes["dim"], sizes["classes"]),
+    ),
+    _arc_loss_entry(
         "cosface_loss", "CosFace loss, label logit s (cos θ - m), s=64, m=0.35, 100 classes",
-        lambda: CosFaceLoss(ARC_DIM, ARC_CLASSES),
-    ))
-
-
-_register_classification()
+        "CosFace loss (m=0.35), s=64: `CosFaceLoss(64, 100)`",
+        lambda sizes: CosFaceLoss(sizes["dim"], sizes["classes"]),
+    ),
+)
+"""The classification family's catalog entries, in ``exportloss list`` order."""

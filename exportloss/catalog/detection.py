@@ -15,7 +15,7 @@ from ..detection.match_metrics import MatchMetrics
 from ..detection.nms import ClusterNMS, FastNMS
 from ..detection.rotated_nms import RotatedClusterNMS
 from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference
-from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
+from .entry import Case, GraphEntry, Inputs, Shapes, TensorSpec
 from .boxes import PI, random_boxes, random_rotated_boxes
 
 IMAGE_SIZE = 640.0
@@ -196,52 +196,75 @@ def match_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     ]
 
 
-def _register_detection_family() -> None:
-    nms_inputs = (TensorSpec("boxes", (2, 1000, 4)), TensorSpec("scores", (2, 1000, 80)))
-    nms_outputs = ("num_dets", "det_boxes", "det_scores", "det_classes")
-    for name, summary, build in (
+NMS_SIZES = {"batch": 2, "boxes": 1000, "classes": 80}
+MAX_DET = 100
+"""Detections the NMS graphs keep per image (their ``max_det``): a fixed extent of their outputs."""
+
+
+def nms_specs(box_width: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Inputs and outputs of a fixed-shape NMS graph whose boxes have ``box_width`` coordinates."""
+    inputs = (TensorSpec("boxes", ("batch", "boxes", box_width)), TensorSpec("scores", ("batch", "boxes", "classes")))
+    outputs = (TensorSpec("num_dets", ("batch",), "int64"), TensorSpec("det_boxes", ("batch", MAX_DET, box_width)),
+               TensorSpec("det_scores", ("batch", MAX_DET)), TensorSpec("det_classes", ("batch", MAX_DET), "int64"))
+    return inputs, outputs
+
+
+NMS_ENTRIES = tuple(
+    GraphEntry(
+        name=name,
+        summary=summary,
+        readme="fixed-shape multi-class NMS",
+        sizes=NMS_SIZES,
+        make=make,
+        inputs=nms_specs(4)[0],
+        outputs=nms_specs(4)[1],
+        reference=lambda module, boxes, scores: nms_reference(boxes, scores, module.options),
+        random_inputs=lambda shapes, rng: detection_scene(rng, shapes["boxes"], shapes["scores"]),
+        edge_cases=nms_edge_cases,
+    )
+    for name, summary, make in (
         ("cluster_nms", "Cluster-NMS (IoU 0.5, 80 classes, top 1000 pairs) to 100 fixed-shape detections",
-         lambda: ClusterNMS(kind="iou")),
+         lambda sizes: ClusterNMS(kind="iou")),
         ("cluster_diou_nms", "Cluster-DIoU-NMS (IoU - rho^2/c^2 > 0.5) to 100 fixed-shape detections",
-         lambda: ClusterNMS(kind="diou")),
+         lambda sizes: ClusterNMS(kind="diou")),
         ("fast_nms", "Fast NMS (one Cluster-NMS iteration, IoU 0.5) to 100 fixed-shape detections",
-         lambda: FastNMS(kind="iou")),
-    ):
-        register(GraphEntry(
-            name=name,
-            summary=summary,
-            build=build,
-            inputs=nms_inputs,
-            outputs=nms_outputs,
-            reference=lambda module, boxes, scores: nms_reference(boxes, scores, module.options),
-            random_inputs=lambda shapes, rng: detection_scene(rng, shapes["boxes"], shapes["scores"]),
-            edge_cases=nms_edge_cases,
-        ))
-    register(GraphEntry(
+         lambda sizes: FastNMS(kind="iou")),
+    )
+)
+
+MATCHING_ENTRIES = (
+    GraphEntry(
         name="max_iou_assign",
         summary="mmdet MaxIoUAssigner: anchor -> gt index / -1 background / -2 ignored, padded gts",
-        build=MaxIoUAssigner,
-        inputs=(TensorSpec("anchors", (2, 1000, 4)), TensorSpec("gt_boxes", (2, 20, 4)), TensorSpec("gt_valid", (2, 20), "bool")),
-        outputs=("assigned_gt", "max_overlap"),
+        readme="mmdet's MaxIoUAssigner with padded ground truths",
+        sizes={"batch": 2, "anchors": 1000, "gts": 20},
+        make=lambda sizes: MaxIoUAssigner(),
+        inputs=(TensorSpec("anchors", ("batch", "anchors", 4)), TensorSpec("gt_boxes", ("batch", "gts", 4)),
+                TensorSpec("gt_valid", ("batch", "gts"), "bool")),
+        outputs=(TensorSpec("assigned_gt", ("batch", "anchors"), "int64"), TensorSpec("max_overlap", ("batch", "anchors"))),
         reference=lambda module, anchors, gt_boxes, gt_valid: max_iou_assign_reference(
             anchors, gt_boxes, gt_valid, module.options
         ),
         random_inputs=assign_inputs,
         edge_cases=assign_edge_cases,
-    ))
-    register(GraphEntry(
+    ),
+    GraphEntry(
         name="match_metrics",
         summary="per image: mean best IoU of valid gts, recall@0.5/0.75, CIoU loss of matched pairs",
-        build=MatchMetrics,
-        inputs=(TensorSpec("pred_boxes", (2, 100, 4)), TensorSpec("pred_valid", (2, 100), "bool"),
-                TensorSpec("gt_boxes", (2, 20, 4)), TensorSpec("gt_valid", (2, 20), "bool")),
-        outputs=("mean_best_iou", "recall", "matched_loss", "num_gt"),
+        readme="in-graph evaluation per image",
+        sizes={"batch": 2, "preds": 100, "gts": 20},
+        make=lambda sizes: MatchMetrics(),
+        inputs=(TensorSpec("pred_boxes", ("batch", "preds", 4)), TensorSpec("pred_valid", ("batch", "preds"), "bool"),
+                TensorSpec("gt_boxes", ("batch", "gts", 4)), TensorSpec("gt_valid", ("batch", "gts"), "bool")),
+        outputs=(TensorSpec("mean_best_iou", ("batch",)), TensorSpec("recall", ("batch", 2)),
+                 TensorSpec("matched_loss", ("batch",)), TensorSpec("num_gt", ("batch",), "int64")),
         reference=lambda module, pred_boxes, pred_valid, gt_boxes, gt_valid: match_metrics_reference(
             pred_boxes, pred_valid, gt_boxes, gt_valid, module.options
         ),
         random_inputs=match_inputs,
         edge_cases=match_edge_cases,
-    ))
+    ),
+)
 
 
 def rotated_scene(rng: np.random.Generator, boxes_shape: tuple[int, ...], scores_shape: tuple[int, ...]) -> Inputs:
@@ -287,18 +310,18 @@ def rotated_nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Cas
     ]
 
 
-def _register_rotated_detection_family() -> None:
-    register(GraphEntry(
-        name="rotated_cluster_nms",
-        summary="rotated Cluster-NMS (exact IoU 0.5, 15 classes, top 256 pairs) to 100 fixed-shape detections",
-        build=lambda: RotatedClusterNMS(criterion="iou", candidates=256),
-        inputs=(TensorSpec("boxes", (2, 128, 5)), TensorSpec("scores", (2, 128, 15))),
-        outputs=("num_dets", "det_boxes", "det_scores", "det_classes"),
-        reference=lambda module, boxes, scores: rotated_nms_reference(boxes, scores, module.options),
-        random_inputs=lambda shapes, rng: rotated_scene(rng, shapes["boxes"], shapes["scores"]),
-        edge_cases=rotated_nms_edge_cases,
-    ))
+ROTATED_NMS_ENTRY = GraphEntry(
+    name="rotated_cluster_nms",
+    summary="rotated Cluster-NMS (exact IoU 0.5, 15 classes, top 256 pairs) to 100 fixed-shape detections",
+    readme="Cluster-NMS with the exact rotated IoU, top 256 pairs",
+    sizes={"batch": 2, "boxes": 128, "classes": 15},
+    make=lambda sizes: RotatedClusterNMS(criterion="iou", candidates=256),
+    inputs=nms_specs(5)[0],
+    outputs=nms_specs(5)[1],
+    reference=lambda module, boxes, scores: rotated_nms_reference(boxes, scores, module.options),
+    random_inputs=lambda shapes, rng: rotated_scene(rng, shapes["boxes"], shapes["scores"]),
+    edge_cases=rotated_nms_edge_cases,
+)
 
-
-_register_detection_family()
-_register_rotated_detection_family()
+ENTRIES = (*NMS_ENTRIES, *MATCHING_ENTRIES, ROTATED_NMS_ENTRY)
+"""The detection family's catalog entries, in ``exportloss list`` order."""

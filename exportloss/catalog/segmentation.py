@@ -2,11 +2,12 @@
 
 Inputs and edge cases are generated for any shape and rank: ``logits [B, C, *spatial]`` with the
 target shaped for the graph's mode. ``--shape`` keeps each input's rank, so a 3-D volume graph
-``[B, C, D, H, W]`` is an entry with 5-D input specs (``dataclasses.replace``), as the tests do.
+``[B, C, D, H, W]`` is :func:`volume` of an entry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -14,13 +15,14 @@ from torch import nn
 
 from ..segmentation.dice import DiceLoss, DiceScore, SoftDiceLoss, TverskyLoss
 from ..reference.segmentation import overlap_loss_reference, overlap_scores_reference
-from ._registry import Case, GraphEntry, Inputs, Shapes, TensorSpec, register
+from .entry import Case, GraphEntry, Inputs, Shapes, Sizes, TensorSpec
 
 IGNORE_INDEX = 255
 LOGIT_SCALE = 50.0
 """Edge cases use logits of ±50: saturated softmax / sigmoid."""
 
-LOGITS_SHAPE = (2, 4, 64, 64)
+SIZES = {"batch": 2, "classes": 4, "height": 64, "width": 64}
+SPATIAL = ("height", "width")
 
 
 def _random_target(mode: str, shape: tuple[int, ...], num_classes: int, rng: np.random.Generator,
@@ -83,37 +85,59 @@ def segmentation_io(mode: str, ignore_index: int | None):
     return random_inputs, edge_cases
 
 
-def _register(name: str, summary: str, build: Callable[[], nn.Module], mode: str, ignore_index: int | None,
-              output: str = "loss") -> None:
-    target = TensorSpec("target", (2, 64, 64), "int64") if mode == "multiclass" else TensorSpec("target", LOGITS_SHAPE)
+def _specs(mode: str, spatial: tuple[str, ...]) -> tuple[TensorSpec, TensorSpec]:
+    """``logits [batch, classes, *spatial]`` and the target of ``mode``: int64 labels ``[batch, *spatial]``
+    (multiclass) or a float mask shaped like the logits."""
+    logits = TensorSpec("logits", ("batch", "classes", *spatial))
+    if mode == "multiclass":
+        return logits, TensorSpec("target", ("batch", *spatial), "int64")
+    return logits, TensorSpec("target", logits.shape)
+
+
+def _entry(name: str, summary: str, readme: str, make: Callable[[Sizes], nn.Module], mode: str,
+           ignore_index: int | None, output: TensorSpec = TensorSpec("loss", ())) -> GraphEntry:
     random_inputs, edge_cases = segmentation_io(mode, ignore_index)
-    reference = overlap_scores_reference if output == "score" else overlap_loss_reference
-    register(GraphEntry(
+    reference = overlap_scores_reference if output.name == "score" else overlap_loss_reference
+    return GraphEntry(
         name=name,
         summary=summary,
-        build=build,
-        inputs=(TensorSpec("logits", LOGITS_SHAPE), target),
+        readme=readme,
+        sizes=SIZES,
+        make=make,
+        inputs=_specs(mode, SPATIAL),
         outputs=(output,),
         reference=lambda module, logits, target: reference(logits, target, module.options),
         random_inputs=random_inputs,
         edge_cases=edge_cases,
-    ))
+    )
 
 
-def _register_segmentation_family() -> None:
-    _register("soft_dice_loss", "the seed's soft Dice, fixed: 1 - batch-pooled squared Dice of sigmoid(logits), smooth 1",
-              lambda: SoftDiceLoss(smooth=1.0, sigmoid=True), "binary", None)
-    _register("dice_loss", "mean over samples and classes of 1 - Dice(softmax(logits), labels), 255 ignored",
-              lambda: DiceLoss("multiclass", ignore_index=IGNORE_INDEX), "multiclass", IGNORE_INDEX)
-    _register("jaccard_loss", "weighted mean of 1 - Jaccard over foreground classes, softmax, 255 ignored",
-              lambda: DiceLoss("multiclass", jaccard=True, include_background=False, ignore_index=IGNORE_INDEX,
-                               class_weights=(0.0, 1.0, 1.5, 0.5)),
-              "multiclass", IGNORE_INDEX)
-    _register("tversky_loss", "focal Tversky (alpha 0.3, beta 0.7, gamma 4/3), multilabel sigmoid, 255 ignored",
-              lambda: TverskyLoss(alpha=0.3, beta=0.7, gamma=4.0 / 3.0, mode="multilabel", ignore_index=IGNORE_INDEX),
-              "multilabel", IGNORE_INDEX)
-    _register("dice_score", "per-sample, per-class Dice score [B, C] of softmax(logits) and labels, 255 ignored",
-              lambda: DiceScore("multiclass", ignore_index=IGNORE_INDEX), "multiclass", IGNORE_INDEX, output="score")
+def volume(entry: GraphEntry, depth: int, height: int, width: int, **sizes: int) -> GraphEntry:
+    """``entry`` (a graph of this family) on 3-D volumes ``[B, C, depth, height, width]``; ``sizes`` sets others."""
+    mode = "multiclass" if entry.dtype_of("target") == "int64" else "multilabel"
+    return dataclasses.replace(entry, inputs=_specs(mode, ("depth", *SPATIAL)),
+                               sizes={**entry.sizes, "depth": depth, "height": height, "width": width, **sizes})
 
 
-_register_segmentation_family()
+ENTRIES = (
+    _entry("soft_dice_loss", "the seed's soft Dice, fixed: 1 - batch-pooled squared Dice of sigmoid(logits), smooth 1",
+           "the seed's soft Dice, fixed: logits (sigmoid) and a 0/1 target",
+           lambda sizes: SoftDiceLoss(smooth=1.0, sigmoid=True), "binary", None),
+    _entry("dice_loss", "mean over samples and classes of 1 - Dice(softmax(logits), labels), 255 ignored",
+           "multiclass Dice loss, label 255 ignored",
+           lambda sizes: DiceLoss("multiclass", ignore_index=IGNORE_INDEX), "multiclass", IGNORE_INDEX),
+    _entry("jaccard_loss", "weighted mean of 1 - Jaccard over foreground classes, softmax, 255 ignored",
+           "multiclass Jaccard loss over foreground classes, weights (0, 1, 1.5, 0.5), label 255 ignored",
+           lambda sizes: DiceLoss("multiclass", jaccard=True, include_background=False, ignore_index=IGNORE_INDEX,
+                                  class_weights=(0.0, 1.0, 1.5, 0.5)),
+           "multiclass", IGNORE_INDEX),
+    _entry("tversky_loss", "focal Tversky (alpha 0.3, beta 0.7, gamma 4/3), multilabel sigmoid, 255 ignored",
+           "focal Tversky (α 0.3, β 0.7, γ 4/3), multilabel, 255 ignored",
+           lambda sizes: TverskyLoss(alpha=0.3, beta=0.7, gamma=4.0 / 3.0, mode="multilabel", ignore_index=IGNORE_INDEX),
+           "multilabel", IGNORE_INDEX),
+    _entry("dice_score", "per-sample, per-class Dice score [B, C] of softmax(logits) and labels, 255 ignored",
+           "per-sample, per-class Dice score for monitoring, label 255 ignored",
+           lambda sizes: DiceScore("multiclass", ignore_index=IGNORE_INDEX), "multiclass", IGNORE_INDEX,
+           output=TensorSpec("score", ("batch", "classes"))),
+)
+"""The segmentation family's catalog entries, in ``exportloss list`` order."""

@@ -18,8 +18,9 @@ import numpy as np
 import onnx
 
 from ..ops.checks import check_choice
-from ..backends import Backend, BackendUnavailable, SessionError, Tolerance
+from ..backends import Backend, BackendUnavailable, SessionError
 from ..catalog import GraphEntry
+from ..tolerance import Tolerance
 from ._cuda import CudaDriver, CudaError, TensorRTUnavailable
 from .engine import DEFAULT_WORKSPACE_MIB, PRECISIONS, EngineBuildError, build_plan, require_tensorrt
 
@@ -118,7 +119,7 @@ class EngineBackend(Backend):
         self.tf32 = tf32
 
     def tolerance(self, entry: GraphEntry) -> Tolerance:
-        tolerance = Tolerance.of(entry)
+        tolerance = entry.tolerance
         return tolerance if self.build_precision == "fp32" else tolerance.at_least(FP16_TOLERANCE)
 
     def probe(self) -> str | None:

@@ -439,7 +439,7 @@ def test_graph_treats_out_of_range_labels_as_absent(exported, exporter):
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
 def test_focal_variants_export_and_verify(tmp_path, exporter):
     """The alpha list and ignore_index are construction options: export such a variant and verify it."""
-    entry = focal_entry("focal_loss_alpha_list", num_classes=5, logits_shape=(4, 16),
+    entry = focal_entry("focal_loss_alpha_list", {"batch": 4, "anchors": 16, "classes": 5},
                         alpha=[0.1, 0.4, 0.2, 0.2, 0.1], gamma=1.5, reduction="sum", ignore_index=3)
     path = export_graph(entry, tmp_path, exporter=exporter).path
     rows = verify(path, entry=entry)

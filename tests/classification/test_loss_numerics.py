@@ -188,7 +188,7 @@ def test_losses_propagate_nan(name, exported):
     with torch.no_grad():
         eager = module(*(torch.from_numpy(poisoned[spec.name]) for spec in entry.inputs))
     session = ort.InferenceSession(str(exported(name)), providers=["CPUExecutionProvider"])
-    (onnx_out,) = session.run([entry.outputs[0]], poisoned)
+    (onnx_out,) = session.run([entry.output_names[0]], poisoned)
     for out in (eager.numpy(), onnx_out):
         assert np.isnan(out).any(), f"{name}: NaN input gave no NaN output"
 

@@ -193,7 +193,7 @@ def test_onnxruntime_equals_reference_on_small_scenes(name):
     rng = np.random.default_rng(63)
     for _ in range(4):
         scene = detection_scene(rng, shapes["boxes"], shapes["scores"])
-        got = session.run(list(entry.outputs), scene)
+        got = session.run(entry.output_names, scene)
         want = entry.reference(module, *(torch.from_numpy(scene[k]).double() for k in ("boxes", "scores")))
         assert_same([torch.from_numpy(g) for g in got], want)
 

@@ -34,7 +34,7 @@ def run_onnx(name: str, inputs: dict[str, np.ndarray], shapes=None) -> list[np.n
     entry = catalog.get(name)
     model = export_model(entry, shapes=shapes).SerializeToString() if shapes else str(MODELS / f"{name}.onnx")
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    return session.run(list(entry.outputs), inputs)
+    return session.run(entry.output_names, inputs)
 
 
 def assert_equal(got, want, msg="", tol=0.0):

@@ -3,7 +3,6 @@ degenerate masks, bad input, and a 3-D volume export verified in onnxruntime."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import numpy as np
@@ -15,7 +14,8 @@ from hypothesis import strategies as st
 
 import exportloss
 from exportloss import catalog
-from exportloss.catalog import Case, TensorSpec
+from exportloss.catalog import Case
+from exportloss.catalog.segmentation import volume
 from exportloss.export import export_graph
 from exportloss.graph_checks import banned_ops, op_histogram
 from exportloss.reference.segmentation import overlap_loss_reference
@@ -372,10 +372,7 @@ def test_graphs_avoid_one_hot_and_scatter(exported, name):
 
 
 def _volume_entry(name: str, spatial=(6, 10, 12), classes=3):
-    entry = catalog.get(name)
-    logits = (2, classes, *spatial)
-    target = logits if entry.dtype_of("target") == "float32" else (2, *spatial)
-    return dataclasses.replace(entry, inputs=(TensorSpec("logits", logits), TensorSpec("target", target, entry.dtype_of("target"))))
+    return volume(catalog.get(name), *spatial, classes=classes)
 
 
 @pytest.mark.parametrize("name, exporter", [("dice_loss", "dynamo"), ("dice_score", "torchscript"),

@@ -126,14 +126,26 @@ def test_cli_opset_the_converter_cannot_reach_is_an_error(capsys, tmp_path, monk
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("shape, message", [
-    ("boxes1=2x10x3", "--shape boxes1=2x10x3: graph 'pairwise_iou' fixes dimension 2 of boxes1 at 4"),
-    ("boxes1=3x10x4", "graph 'pairwise_iou' cannot take inputs boxes1=3x10x4, boxes2=2x96x4: leading dimensions of boxes1 [3] and boxes2 [2] do not broadcast"),
+@pytest.mark.parametrize("name, args, message", [
+    ("pairwise_iou", ["--shape", "boxes1=2x10x3"], "--shape boxes1=2x10x3: graph 'pairwise_iou' fixes dimension 2 of boxes1 at 4"),
+    ("pairwise_iou", ["--shape", "boxes1=3x10x4", "--shape", "boxes2=2x96x4"],
+     "--shape boxes2=2x96x4: dimension 0 of boxes2 is size 'batch', which --shape boxes1=3x10x4 sets to 3"),
+    ("arcface_loss", ["--size", "dim=128", "--shape", "features=32x64"],
+     "--shape features=32x64: dimension 1 of features is size 'dim', which --size dim=128 sets to 128"),
+    ("pairwise_iou", ["--size", "boxes=10", "--size", "classes=3"],
+     "graph 'pairwise_iou' has no size boxes, classes; its sizes are batch, boxes1, boxes2"),
+    ("jaccard_loss", ["--size", "classes=3"], "graph 'jaccard_loss' cannot take inputs logits=2x3x64x64, target=2x64x64: "),
 ])
-def test_cli_shape_contradicting_the_graph_is_one_line(capsys, tmp_path, shape, message):
-    assert main(["export", "pairwise_iou", "-o", str(tmp_path), "--shape", shape]) == 2
+def test_cli_shape_or_size_contradicting_the_graph_is_one_line(capsys, tmp_path, name, args, message):
+    assert main(["export", name, "-o", str(tmp_path), *args]) == 2
     assert message in one_error_line(capsys, "export")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("size", ["classes", "classes=", "=3", "classes=-1", "classes=1e4"])
+def test_cli_malformed_size_is_one_line(capsys, size):
+    assert main(["export", "arcface_loss", "--size", size]) == 2
+    assert "--size expects NAME=N with a non-negative integer" in capsys.readouterr().err
 
 
 @pytest.fixture

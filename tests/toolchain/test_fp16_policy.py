@@ -84,7 +84,7 @@ def test_box_family_fp16_graphs_verify_in_onnxruntime_on_pixel_boxes(name):
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     module = entry.build()
     for case, inputs in pixel_cases(entry, np.random.default_rng(7)):
-        got = session.run(list(entry.outputs), inputs)
+        got = session.run(entry.output_names, inputs)
         want = entry.reference(module, *(torch.from_numpy(inputs[spec.name]) for spec in entry.inputs))
         for g, w in zip(got, want if isinstance(want, tuple) else (want,)):
             w = w.detach().double().numpy()

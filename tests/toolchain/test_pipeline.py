@@ -41,9 +41,10 @@ class BakesMaxIntoConstant(nn.Module):
 BAKED = GraphEntry(
     name="baked_constant",
     summary="test-only graph that TorchScript exports wrongly",
-    build=BakesMaxIntoConstant,
+    sizes={},
+    make=lambda sizes: BakesMaxIntoConstant(),
     inputs=(TensorSpec("x", (16,)),),
-    outputs=("y",),
+    outputs=(TensorSpec("y", (16,)),),
     reference=lambda module, x: x / x.max(),
     random_inputs=lambda shapes, rng: {"x": rng.uniform(1, 10, shapes["x"]).astype(np.float32)},
     edge_cases=lambda shapes, rng: [],
@@ -118,7 +119,7 @@ def test_verification_cases_differ_from_export_example():
             assert set(case.inputs) == set(example)
             assert any(not np.array_equal(case.inputs[k], example[k]) for k in example), (name, case.name)
             for spec in entry.inputs:
-                assert case.inputs[spec.name].shape == spec.shape and case.inputs[spec.name].dtype == spec.dtype
+                assert case.inputs[spec.name].shape == entry.shapes()[spec.name] and case.inputs[spec.name].dtype == spec.dtype
 
 
 def test_reference_runs_in_float64():

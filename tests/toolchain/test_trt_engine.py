@@ -19,7 +19,7 @@ from exportloss.trt import ShapeRange, make_profile
 from exportloss.trt import _cuda
 from exportloss.trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, build_plan, require_tensorrt
 from exportloss.trt.fp16 import to_float16
-from exportloss.backends import Tolerance
+from exportloss.tolerance import Tolerance
 from exportloss.backends.ort import OrtBackend
 from exportloss.trt.runner import FP16_TOLERANCE, EngineBackend, EngineRunner, engine_file_name
 from exportloss.verify import verify
@@ -92,7 +92,7 @@ def test_profile_fills_missing_bounds():
 
 def test_engine_backend_precision_tolerances_and_plan_names():
     entry = catalog.get("pairwise_iou")
-    assert EngineBackend("fp32").tolerance(entry) == Tolerance(entry.atol, entry.rtol)
+    assert EngineBackend("fp32").tolerance(entry) == entry.tolerance
     assert EngineBackend("fp16").tolerance(entry) == Tolerance(FP16_TOLERANCE, FP16_TOLERANCE)
     assert [EngineBackend(p, tf32=t).precision for p, t in (("fp32", False), ("fp32", True), ("fp16", False))] == ["fp32", "tf32", "fp16"]
     with pytest.raises(ValueError, match="tf32 applies to fp32 engines only"):

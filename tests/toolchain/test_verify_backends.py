@@ -22,7 +22,8 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from exportloss import catalog
-from exportloss.backends import BACKEND_NAMES, Backend, BackendUnavailable, SessionError, Tolerance, make_backend, split_available
+from exportloss.backends import BACKEND_NAMES, Backend, BackendUnavailable, SessionError, make_backend, split_available
+from exportloss.tolerance import Tolerance
 from exportloss.backends.ort import CPU, CUDA, OrtBackend
 from exportloss.cli import main
 from exportloss.trt import runner as trt_runner
@@ -182,8 +183,8 @@ def test_the_tensorrt_engine_backend_plugs_into_the_same_harness(exported, monke
 
 
 def test_tolerance_is_a_value():
-    entry = catalog.get("center_loss")
-    assert Tolerance.of(entry) == Tolerance(entry.atol, entry.rtol)
+    assert make_backend("ort-cpu").tolerance(catalog.get("center_loss")) == Tolerance(1e-5, 1e-5)
+    assert make_backend("ort-cpu").tolerance(catalog.get("probiou_loss")) == Tolerance(2e-4, 1e-5)
     assert Tolerance(1e-5, 1e-6).at_least(1e-2) == Tolerance(1e-2, 1e-2)
 
 
@@ -208,7 +209,7 @@ def test_default_verify_runs_what_loads_and_names_the_rest_in_one_line(exported,
     assert all(set(row) == {"graph", "backend", "precision", "provider", "against", "tolerance", "cases", "max_abs",
                             "max_rel", "worst_case", "failures", "notes", "unavailable", "verdict"} for row in rows)
     entry = catalog.get("aligned_giou")
-    assert rows[0]["tolerance"] == {"atol": entry.atol, "rtol": entry.rtol}
+    assert rows[0]["tolerance"] == {"atol": entry.tolerance.atol, "rtol": entry.tolerance.rtol}
     assert (rows[0]["graph"], rows[0]["backend"], rows[0]["precision"], rows[0]["provider"], rows[0]["verdict"]) == (
         "aligned_giou", "ort-cpu", "fp32", CPU, "PASS")
     assert rows[0]["cases"] > 4 and 0 <= rows[0]["max_abs"] < 1e-5 and rows[0]["unavailable"] is None
