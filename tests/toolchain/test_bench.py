@@ -9,7 +9,7 @@ import pytest
 
 from exportloss import bench
 from exportloss.bench import cuda, report, timing
-from exportloss.bench.cases import SCALING, SCALING_SIZES, Target, find_case
+from exportloss.bench.cases import IOU_SCALING_BOUND, SCALING, SCALING_SIZES, Target, find_case
 from exportloss.bench.runner import BenchRow, add_scaling_ratios, judge
 from exportloss.bench.timing import Backend, Timing
 from exportloss.cli import main
@@ -82,7 +82,8 @@ def test_default_cases_cover_the_issue_sizes_and_targets():
     for kind in ("iou", "giou", "diou", "ciou"):
         assert {(f"pairwise_{kind}", f"N=M={n}") for n in (1000, 3000, 4000)} <= sizes
         assert (f"{kind}_loss", "1e6 pairs") in sizes
-        assert SCALING in find_case(f"pairwise_{kind}", "N=M=4000").targets
+        expected = IOU_SCALING_BOUND if kind == "iou" else SCALING  # IoU: the output floor's measured bound
+        assert expected in find_case(f"pairwise_{kind}", "N=M=4000").targets
     assert {("pairwise_iou", f"N=M={n}") for n in SCALING_SIZES} <= sizes
     iou_3000 = {t.ratio: t.limit for t in find_case("pairwise_iou", "N=M=3000").targets}
     assert iou_3000["ort/floor"] <= 12 and iou_3000.get("ort/anchor", 0.0) <= 0.15  # anchors need torchvision
@@ -92,10 +93,10 @@ def test_default_cases_cover_the_issue_sizes_and_targets():
 
 def test_scaling_ratio_against_the_n_1000_row():
     def row(size, n, ms):
-        return BenchRow("pairwise_iou", size, 10, {"ort": Timing(ms, ms, ms, 3)}, {}, pairs=n * n)
+        return BenchRow("pairwise_ciou", size, 10, {"ort": Timing(ms, ms, ms, 3)}, {}, pairs=n * n)
 
     rows = [row("N=M=1000", 1000, 2.0), row("N=M=4000", 4000, 48.0)]
-    cases = [find_case("pairwise_iou", "N=M=1000"), find_case("pairwise_iou", "N=M=4000")]
+    cases = [find_case("pairwise_ciou", "N=M=1000"), find_case("pairwise_ciou", "N=M=4000")]
     add_scaling_ratios(rows, cases)
     assert rows[1].ratios[SCALING.ratio] == pytest.approx(1.5)
     assert rows[1].verdicts == [(SCALING.describe(), False)]
