@@ -66,7 +66,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..ops.checks import broadcast_batch, check_choice, check_eps, check_float_tensor
+from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_float_tensor
 from ..ops.reduction import check_reduction, reduce_box_loss
 
 ROTATED_KINDS = ("iou", "probiou")
@@ -82,11 +82,7 @@ _CORNER_SIGNS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
 
 
 def check_rotated(name: str, boxes: object, min_dim: int = 1) -> torch.Tensor:
-    boxes = check_float_tensor(name, boxes)
-    if boxes.dim() < min_dim or boxes.shape[-1] != 5:
-        lead = "..., " if min_dim <= 1 else "..., N, "
-        raise ValueError(f"{name} must have shape [{lead}5] (cx, cy, w, h, theta); got {list(boxes.shape)}")
-    return boxes
+    return check_boxes(name, boxes, min_dim, width=5, layout=" (cx, cy, w, h, theta)")
 
 
 # ---------------------------------------------------------------------------------------------- conversions

@@ -49,12 +49,13 @@ def check_label_tensor(name: str, tensor: object) -> torch.Tensor:
     return tensor
 
 
-def check_boxes(name: str, boxes: object, min_dim: int = 1) -> torch.Tensor:
-    """Boxes are a floating tensor ``[..., 4]`` with at least ``min_dim`` dimensions."""
+def check_boxes(name: str, boxes: object, min_dim: int = 1, width: int = 4, layout: str = "") -> torch.Tensor:
+    """Boxes are a floating tensor ``[..., width]`` with at least ``min_dim`` dimensions; ``layout`` names the
+    coordinates in the error (rotated boxes: ``" (cx, cy, w, h, theta)"``)."""
     boxes = check_float_tensor(name, boxes)
-    if boxes.dim() < min_dim or boxes.shape[-1] != 4:
+    if boxes.dim() < min_dim or boxes.shape[-1] != width:
         lead = "..., " if min_dim <= 1 else "..., N, "
-        raise ValueError(f"{name} must have shape [{lead}4]; got {list(boxes.shape)}")
+        raise ValueError(f"{name} must have shape [{lead}{width}]{layout}; got {list(boxes.shape)}")
     return boxes
 
 
