@@ -74,11 +74,15 @@ NO_SLOWER_THAN_EAGER = Target("ort/eager warm", 1.0)
 ROTATED_BOUND = Target("ort/eager warm", 2.0, "Where (about 8x a Mul in onnxruntime), the two TopK sorts per row block "
                        "and GatherElements over [K, K, 24] candidates; measured 1.43-1.58 against warm eager")
 EAGER_PARITY = Target("ort/eager warm", 1.5, "runs the same passes as its eager module; at parity within noise")
-SCALING = Target("ns/pair ÷ N=M=1000", 1.25)
+SCALING = Target(
+    "ns/pair ÷ N=M=1000", 1.4,
+    "issue 13's 1.25 with margin: the ratio of two separately timed rows spread over 0.98-1.29 in four quiet runs "
+    "(2026-11-29; medians IoU 1.12, GIoU 1.17, DIoU 1.16, CIoU 1.04), so 1.25 sat within run-to-run noise")
 PAIRWISE_ANCHOR = Target("ort/anchor warm", 1 / 3)
 PAIRWISE_ANCHOR_AT_1000 = Target(
-    "ort/anchor warm", 0.4,
-    "issue 13's 1/3 with margin: every kind measured 0.32-0.34 at N = M = 1000 in the quiet 2026-11-28 run, within noise of 1/3")
+    "ort/anchor warm", 0.45,
+    "issue 13's 1/3 with margin: the four kinds measured 0.28-0.38 at N = M = 1000 in five quiet runs "
+    "(2026-11-28/29), within noise of 1/3")
 BOX_LOSS_ANCHOR = Target(
     "ort/anchor warm", 0.5, "issue 16's 1/2 against torchvision's loss")
 BOX_LOSS_BOUNDS = {
@@ -141,8 +145,8 @@ def default_cases() -> list[BenchCase]:
 
     focal = (32, 8732, 21)
     add("focal_loss", "32x8732x21", {"logits": focal, "labels": focal[:2]},
-        eager_target=Target("ort/eager warm", 2.0, "onnxruntime's LogSoftmax over a 21-wide last axis and GatherElements "
-                            "of one entry per row; measured 1.56-1.64"))
+        eager_target=Target("ort/eager warm", 2.2, "onnxruntime's LogSoftmax over a 21-wide last axis and GatherElements "
+                            "of one entry per row; measured 1.39-1.80 in five quiet runs"))
     add("sigmoid_focal_loss", "32x8732x21", {"logits": focal, "targets": focal}, "sigmoid_focal_loss",
         lambda f: lambda x, t: f(x, t, reduction="none"),
         (Target("ort/anchor warm", 1.4, "24 elementwise passes of the cancellation-free BCE and 1 - p_t against "
