@@ -53,29 +53,38 @@ def nms_reference(
     than ``iou_thr``. Fast: unless *any* earlier candidate of its class does. (Cluster-NMS with more
     iterations is greedy NMS wherever the iterations suffice, see :mod:`exportloss.detection.nms`.)
     """
-    fast = options.iterations == 1
-    max_det = options.max_det
-    batch, num_boxes = boxes.shape[:2]
-    flat_scores = scores.reshape(batch, -1).numpy()
+    def overlaps(box: np.ndarray, rivals: np.ndarray) -> np.ndarray:
+        return nms_criterion(box, rivals, options.kind, options.diou_beta, options.eps)
+
+    return _greedy_nms(boxes, scores, options, overlaps, fast=options.iterations == 1)
+
+
+def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, options, overlaps, fast: bool = False):
+    """The candidate, tie and output rules both NMS references share; ``overlaps(box [W], rivals [R, W]) -> [R]``.
+
+    Candidates: the top ``options.candidate_count`` (box, class) pairs by descending score, equal scores in
+    their flat order (a stable sort), NaN scores as -inf. A candidate above ``score_thr`` is kept unless an
+    earlier kept one of its class (Fast NMS: any earlier one) overlaps it by more than ``iou_thr``.
+    """
+    batch, num_boxes, width = boxes.shape
+    flat_scores = scores.reshape(batch, -1).double().numpy()
     candidates = options.candidate_count(flat_scores.shape[1])
     num_classes = flat_scores.shape[1] // num_boxes
     num_dets = torch.zeros(batch, dtype=torch.int64)
-    det_boxes = torch.zeros(batch, max_det, 4, dtype=torch.float64)
-    det_scores = torch.zeros(batch, max_det, dtype=torch.float64)
-    det_classes = torch.full((batch, max_det), -1, dtype=torch.int64)
+    det_boxes = torch.zeros(batch, options.max_det, width, dtype=torch.float64)
+    det_scores = torch.zeros(batch, options.max_det, dtype=torch.float64)
+    det_classes = torch.full((batch, options.max_det), -1, dtype=torch.int64)
     for b in range(batch):
-        # Descending score; equal scores keep their flat order (a stable sort); NaN scores count as -inf.
         order = np.argsort(-np.nan_to_num(flat_scores[b], nan=-np.inf), kind="stable")[:candidates]
         cand_scores, cand_classes = flat_scores[b][order], order % num_classes
-        cand_boxes = boxes[b].numpy()[order // num_classes]
+        cand_boxes = boxes[b].double().numpy()[order // num_classes]
         kept: list[int] = []
         for j in range(len(order)):
-            if cand_scores[j] <= options.score_thr or len(kept) == max_det:
+            if cand_scores[j] <= options.score_thr or len(kept) == options.max_det:
                 break
             rivals = np.arange(j) if fast else np.array(kept, dtype=np.int64)
             rivals = rivals[cand_classes[rivals] == cand_classes[j]]
-            overlaps = nms_criterion(cand_boxes[j], cand_boxes[rivals], options.kind, options.diou_beta, options.eps)
-            if not (overlaps > options.iou_thr).any():
+            if not (overlaps(cand_boxes[j], cand_boxes[rivals]) > options.iou_thr).any():
                 kept.append(j)
         num_dets[b] = len(kept)
         det_boxes[b, : len(kept)] = torch.from_numpy(cand_boxes[kept])
@@ -171,30 +180,8 @@ def rotated_nms_reference(
     boxes: torch.Tensor, scores: torch.Tensor, options: RotatedNMSOptions = RotatedNMSOptions()
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy rotated NMS with the outputs and candidate/tie rules of :func:`exportloss.cluster_nms`."""
-    max_det = options.max_det
-    batch, num_boxes = boxes.shape[:2]
-    flat_scores = scores.reshape(batch, -1).double().numpy()
-    candidates = options.candidate_count(flat_scores.shape[1])
-    num_classes = flat_scores.shape[1] // num_boxes
-    num_dets = torch.zeros(batch, dtype=torch.int64)
-    det_boxes = torch.zeros(batch, max_det, 5, dtype=torch.float64)
-    det_scores = torch.zeros(batch, max_det, dtype=torch.float64)
-    det_classes = torch.full((batch, max_det), -1, dtype=torch.int64)
-    for b in range(batch):
-        order = np.argsort(-flat_scores[b], kind="stable")[:candidates]
-        cand_scores, cand_classes = flat_scores[b][order], order % num_classes
-        cand_boxes = boxes[b].double().numpy()[order // num_classes].tolist()
-        kept: list[int] = []
-        for j in range(len(order)):
-            if cand_scores[j] <= options.score_thr or len(kept) == max_det:
-                break
-            if not any(cand_classes[i] == cand_classes[j]
-                       and rotated_pair_iou(cand_boxes[i], cand_boxes[j], options.criterion, options.eps) > options.iou_thr
-                       for i in kept):
-                kept.append(j)
-        num_dets[b] = len(kept)
-        if kept:
-            det_boxes[b, : len(kept)] = torch.tensor([cand_boxes[i] for i in kept], dtype=torch.float64)
-            det_scores[b, : len(kept)] = torch.from_numpy(cand_scores[kept])
-            det_classes[b, : len(kept)] = torch.from_numpy(cand_classes[kept])
-    return num_dets, det_boxes, det_scores, det_classes
+
+    def overlaps(box: np.ndarray, rivals: np.ndarray) -> np.ndarray:
+        return np.array([rotated_pair_iou(list(rival), list(box), options.criterion, options.eps) for rival in rivals])
+
+    return _greedy_nms(boxes, scores, options, overlaps)
