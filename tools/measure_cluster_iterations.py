@@ -3,7 +3,7 @@
 For each seeded scene (``exportloss.catalog.detection.detection_scene``) it finds the smallest
 iteration count whose keep set equals the exact one (``iterations = candidates``), which it first
 checks against the plain-loop greedy reference, and prints the distribution, once for the whole keep
-set and once for the first ``max_det`` detections. ``exportloss.detection.nms.DEFAULT_ITERATIONS`` was chosen
+set and once for the first ``max_det`` detections. ``exportloss.detection.options.DEFAULT_ITERATIONS`` was chosen
 from its output (see the README).
 
     python tools/measure_cluster_iterations.py --boxes 1000 --classes 1 --scenes 200
@@ -20,7 +20,7 @@ import torch
 from exportloss import cluster_nms
 from exportloss.catalog.detection import detection_scene
 from exportloss.detection import NMSOptions
-from exportloss.detection.nms import DEFAULT_CANDIDATES, DEFAULT_ITERATIONS
+from exportloss.detection.options import DEFAULT_CANDIDATES, DEFAULT_ITERATIONS
 from exportloss.reference.detection import nms_reference
 
 

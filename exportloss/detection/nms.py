@@ -12,7 +12,7 @@ One iteration is **Fast NMS** (YOLACT): already-suppressed candidates still supp
 drop boxes greedy NMS keeps. Iterating is **Cluster-NMS** (Zheng et al.): after ``t`` iterations
 every candidate whose longest chain of suppressors is shorter than ``t`` is decided exactly as
 greedy NMS decides it, so ``iterations >= candidates`` always reproduces greedy NMS, and far fewer
-suffice on real detector output (:data:`DEFAULT_ITERATIONS`, measured; see the README).
+suffice on real detector output (:data:`~exportloss.detection.options.DEFAULT_ITERATIONS`, measured; see the README).
 
 ``overlap`` is IoU (``kind="iou"``) or the DIoU-NMS criterion ``IoU − (ρ² / (c² + eps))^β``
 (``kind="diou"``, ρ the centre distance, c the enclosing box's diagonal); IoU is
@@ -57,8 +57,7 @@ from torch import nn
 
 from ..boxes.iou import pairwise_iou, pairwise_iou_and_distance
 from ..ops.checks import check_float_tensor
-# The constants live with the options; importing them here keeps exportloss.detection.nms.DEFAULT_ITERATIONS & co.
-from .options import DEFAULT_CANDIDATES, DEFAULT_ITERATIONS, NMS_KINDS, TOPK_LIMIT, NMSOptions, _SuppressionOptions  # noqa: F401
+from .options import NMSOptions, _SuppressionOptions
 
 MAX_PAIRS = 1 << 24
 """``N·C`` limit: the dynamo exporter divides flat pair indices in float32, and the tie rule's sort keys
@@ -99,7 +98,7 @@ def cluster_nms(
         score_thr: only pairs with ``score > score_thr`` can be kept; finite.
         max_det: detections per image in the outputs.
         iterations: Cluster-NMS iterations; ``1`` is Fast NMS, ``>= candidates`` is exactly greedy
-            NMS, ``None`` is :data:`DEFAULT_ITERATIONS`.
+            NMS, ``None`` is :data:`~exportloss.detection.options.DEFAULT_ITERATIONS`.
         candidates: how many top-scoring pairs enter NMS; default ``min(N·C, 1000)``, at most 3839.
         eps: stabiliser of IoU and of DIoU's diagonal; finite and > 0.
         options: a prepared :class:`~exportloss.detection.options.NMSOptions` instead of the keywords above.
