@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import exportloss
-from exportloss import cli
+from exportloss.cli import list_graphs
 from exportloss.cli import main
 from exportloss.export import METADATA_GRAPH
 
@@ -267,7 +267,7 @@ def test_cli_internal_error_is_one_line_with_status_3(capsys, monkeypatch):
     def crash(args):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_list", crash)
+    monkeypatch.setattr(list_graphs, "run", crash)
     assert main(["list"]) == 3
     line = one_error_line(capsys, "list")
     assert "internal error: RuntimeError: boom" in line and "--debug" in line

@@ -1,0 +1,50 @@
+"""``exportloss export``: catalog graphs to checked ONNX files and the manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..model_files import ModelFileError
+from .common import UsageError, console, parse_shape, parse_size, selected_entries
+
+
+def add_parser(sub) -> None:
+    from ..export import DEFAULT_OPSET, EXPORTERS
+
+    p = sub.add_parser("export", help="export graphs to ONNX and update the manifest")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--all", action="store_true", help="every catalog graph")
+    p.add_argument("-o", "--output", default="models", help="output directory (default: models)")
+    p.add_argument("--exporter", choices=EXPORTERS, default="dynamo")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--shape", action="append", default=[], metavar="INPUT=D1xD2...",
+                   help="an input's static shape, e.g. boxes1=1x100x4: sets the sizes its dimensions name (one graph only)")
+    p.add_argument("--size", action="append", default=[], metavar="NAME=N",
+                   help="a named size, e.g. classes=10000 (`exportloss list` shows each graph's sizes; one graph only)")
+    p.add_argument("--tile-rows", type=int, metavar="R",
+                   help="pairwise graphs: boxes1 rows per row tile (default: sized to a 2 MiB per-core cache; >= N: untiled)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..catalog.boxes import with_tile_rows
+    from ..export import export_graph
+
+    entries = selected_entries(args)
+    shapes = dict(parse_shape(s) for s in args.shape)
+    sizes = dict(parse_size(s) for s in args.size)
+    if (shapes or sizes) and len(entries) > 1:
+        raise UsageError("--shape and --size apply to one graph at a time")
+    for entry in entries:
+        try:
+            if args.tile_rows is not None:
+                entry = with_tile_rows(entry, args.tile_rows)
+            result = export_graph(entry, args.output, args.exporter, args.opset, shapes, sizes)
+        except ModelFileError:
+            raise
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        except OSError as err:
+            raise UsageError(f"-o {args.output}: cannot write there ({err.strerror or err})") from None
+        console.print(f"exported {entry.name:<24} -> {result.path}  (opset {result.opset}, {args.exporter})")
+    return 0
