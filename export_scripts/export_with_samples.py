@@ -209,7 +209,7 @@ def _per_run(times: list[float]) -> str:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
 def main(argv: list[str] | None = None) -> int:
