@@ -67,7 +67,9 @@ def _condition(kind: str, expr: str) -> bool:
     python = re.sub(r"defined\s*\(\s*\w+\s*\)|defined\s+\w+", "False", expr)
     python = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: m.group(0) if m.group(0) in ("False", "and", "or", "not") else "0", python)
     python = python.replace("&&", " and ").replace("||", " or ").replace("!", " not ").replace(" not =", "!=")
-    return bool(eval(python, {"__builtins__": {}}))  # noqa: S307 - a preprocessor expression of literals only
+    if not re.fullmatch(r"[\w\s()<>=!]*", python):
+        raise SystemExit(f"cannot evaluate the preprocessor condition {expr!r}")
+    return bool(eval(python, {"__builtins__": {}}))  # only literals, comparisons and boolean operators are left
 
 
 def active_lines(text: str) -> str:

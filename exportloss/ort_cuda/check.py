@@ -246,7 +246,7 @@ class _Checker:
                                  f"{', '.join(map(str, ranges))}", where))
             return
         typed = [r for r in matching if r.types is not None]
-        if not typed or domain:  # onnx has the schemas (type parameters) of the default domain only
+        if not typed or domain:  # bound_type reads the ai.onnx schemas; other domains are matched by opset only
             return
         elem = self.bound_type(node, version)
         if elem is None:
