@@ -82,7 +82,7 @@ def write_samples(entry: catalog.GraphEntry, model_path: Path, out: Path) -> Sam
     case = entry.verification_cases(n_random=1)[0]
     declared = output_types(onnx.load(str(model_path)))
     expected = [value.astype(dtype) for value, (_, dtype) in zip(reference_outputs(entry, entry.build().eval(), case.inputs), declared)]
-    for name, value, (shape, dtype) in zip(entry.output_names, expected, declared):
+    for name, value, (shape, _) in zip(entry.output_names, expected, declared):
         if value.shape != shape:  # an exportloss bug: the reference and the graph disagree on a shape
             raise RuntimeError(f"{entry.name}: reference output {name} has shape {list(value.shape)}, the graph {list(shape)}")
 
