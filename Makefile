@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODELS := models
 
-.PHONY: demo test export verify readme-tables examples bench bench-readme clean
+.PHONY: demo test export verify readme-tables examples cpp-check bench bench-readme clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ readme-tables: $(STAMP)
 ## .npz/.pb tensors (+ the C++ check when ONNXRUNTIME_ROOT is set), (c) the pytest harness example
 examples: $(STAMP)
 	$(BIN)/python export_scripts/detector_with_nms.py -o build/examples
-	$(BIN)/python export_scripts/export_with_samples.py match_metrics -o build/examples/match_metrics
+	$(BIN)/python export_scripts/export_with_samples.py match_metrics -o build/examples
 	$(BIN)/python -m pytest -q export_scripts/test_verify_my_module.py
+
+## cpp-check: sample tensors for every graph of models/, export_scripts/cpp built once against
+## ONNXRUNTIME_ROOT (README, "Run a graph from C++") and run on each; exits 1 when an output is out of tolerance
+cpp-check: $(STAMP)
+	$(BIN)/python export_scripts/export_with_samples.py --all --models $(MODELS) --cpp -o build/cpp-check
 
 # The benchmark runs in its own environment: torchvision (the speed anchor) needs torch 2.14.1 beside it,
 # which pip on this machine takes from local disk (a 5.5 GB CUDA build that runs on the CPU).

@@ -9,14 +9,21 @@ source; its header names the revision). The rules, each a finding of severity ``
 =========================  ========================================================================
 rule                       what is checked
 =========================  ========================================================================
-``op-not-registered``      the operator has a CUDA kernel at some opset (domain ``""`` only: contrib
-                           kernels are not in the table)
+``op-not-registered``      the operator has a CUDA kernel at some opset in its domain (``ai.onnx``,
+                           ``ai.onnx.ml`` and the contrib ``com.microsoft`` kernels are in the table)
 ``opset-out-of-range``     a kernel's opset range holds the node's version, i.e. the ``since_version``
                            of the operator's schema at the model's opset (how onnxruntime matches)
 ``type-not-registered``    for typed kernels, the element type bound to the kernel's type parameter
                            (the schema's ``T``, else its first constraint, except for the operators in
                            :data:`KERNEL_TYPE_PARAM`) is one the range registers
 =========================  ========================================================================
+
+Nodes onnxruntime removes while loading a model are not placed at all, so they are not checked: ``Constant``
+nodes become initializers when the graph is built, and constant folding (every optimization level above
+``ORT_DISABLE_ALL``, the default ``ORT_ENABLE_ALL`` included) computes on the CPU, once, every deterministic node
+without subgraphs whose inputs are all initializers (not also graph inputs) or outputs of folded nodes, and
+every ``Shape`` whose input shape is fully static (``core/optimizer/constant_folding.cc``). Folding also
+skips an output over 1 GiB, which no graph here comes near; the check does not model that limit.
 
 Shape computations on the CPU by design (severity ``note``, never a failure): onnxruntime's
 ``GetCpuPreferredNodes`` (``core/framework/fallback_cpu_capability.cc``) moves a CUDA-capable node to the
@@ -41,7 +48,7 @@ import onnx
 import onnx.defs
 from onnx import TensorProto
 
-from ..onnx_graph import DEFAULT_DOMAINS, default_opset, local_functions, opsets, subgraphs, typed_values
+from ..onnx_graph import DEFAULT_DOMAINS, default_opset, local_functions, opsets, subgraphs, tensor_dims, typed_values
 
 TABLE_FILE = "cuda-kernels.json"
 
@@ -61,6 +68,13 @@ KERNEL_TYPE_PARAM = {"Slice": "Tind", "Cast": "T1", "OneHot": "T1", "QuantizeLin
 """The schema type parameter a typed registration binds, where it is not ``T``: Slice is typed by its index
 type, Cast by its input type, OneHot by its indices (the first part of a composite tag); GatherND's typed
 registration names its fixed int64 indices, which no schema parameter carries (not checked)."""
+
+NON_DETERMINISTIC = frozenset({"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
+                               "Dropout"})
+"""Default-domain operators onnxruntime's constant folding never runs (``kOnnxDomainNonDeterministicOps``)."""
+
+FOLDABLE_CONTRIB = frozenset({"QuantizeLinear", "DequantizeLinear"})
+"""The ``com.microsoft`` operators it folds (``kMSDomainDeterministicOps``); other domains are never folded."""
 
 SMALL_INITIALIZER = 100
 HALF_TYPES = frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16})
@@ -84,8 +98,13 @@ class KernelTable:
     source: str
     operators: dict[str, tuple[KernelRange, ...]]
 
-    def ranges(self, op_type: str) -> tuple[KernelRange, ...]:
-        return self.operators.get(op_type, ())
+    def ranges(self, op_type: str, domain: str = "") -> tuple[KernelRange, ...]:
+        key = op_type if domain in DEFAULT_DOMAINS else f"{domain}::{op_type}"
+        return self.operators.get(key, ())
+
+    @property
+    def domains(self) -> frozenset[str]:
+        return frozenset(key.split("::")[0] if "::" in key else "" for key in self.operators)
 
 
 @cache
@@ -164,10 +183,15 @@ class _Checker:
         self.opsets = opsets
         self.add = add
         self.functions = local_functions(model)
-        self.types = {v.name: v.type.tensor_type.elem_type for v in typed_values(model.graph)}
+        values = list(typed_values(model.graph))
+        self.types = {v.name: v.type.tensor_type.elem_type for v in values}
+        self.dims = {v.name: tensor_dims(v) for v in values}
 
     def graph(self, graph: onnx.GraphProto, where: str) -> None:
+        folded = self.folded_at_load(graph)
         for index, node in enumerate(graph.node):
+            if index in folded:
+                continue
             label = node.name or f"{node.op_type}#{index}"
             function = self.functions.get((node.domain, node.op_type))
             if function is not None:  # onnxruntime inlines model-local functions before placing nodes
@@ -178,19 +202,43 @@ class _Checker:
             self.node(node, label, where)
             for attribute, sub in subgraphs(node):  # subgraph tensors are typed already: typed_values descends into them
                 self.graph(sub, f"{where}/{label}.{attribute}")
-        self.host_shape_nodes(graph, where)
+        self.host_shape_nodes(graph, where, folded)
+
+    def folded_at_load(self, graph: onnx.GraphProto) -> set[int]:
+        """Indices of the nodes onnxruntime turns into initializers while loading (see the module docstring)."""
+        inputs = {v.name for v in graph.input}
+        constant = {i.name for i in graph.initializer if i.name not in inputs}
+        folded: set[int] = set()
+        for index, node in enumerate(graph.node):  # ONNX lists nodes in topological order
+            if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
+                foldable = True
+            elif node.op_type == "Shape" and node.domain in DEFAULT_DOMAINS:
+                dims = self.dims.get(node.input[0])
+                foldable = dims is not None and all(isinstance(d, int) and d >= 0 for d in dims)
+            else:
+                deterministic = (node.op_type not in NON_DETERMINISTIC if node.domain in DEFAULT_DOMAINS
+                                 else node.domain == "com.microsoft" and node.op_type in FOLDABLE_CONTRIB)
+                foldable = (deterministic and not any(True for _ in subgraphs(node))
+                            and all(name in constant for name in node.input if name))
+            if foldable:
+                folded.add(index)
+                constant.update(name for name in node.output if name)
+        return folded
 
     def node(self, node: onnx.NodeProto, label: str, where: str) -> None:
-        if node.domain not in DEFAULT_DOMAINS:
+        domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
+        if domain not in self.table.domains:
             self.add(CudaFinding("op-not-registered", "error", label, node.op_type,
-                                 f"domain {node.domain!r} has no kernels in the CUDA table (default domain only)", where))
+                                 f"domain {node.domain!r} has no kernels in the CUDA table "
+                                 f"({', '.join(sorted(d or 'ai.onnx' for d in self.table.domains))})", where))
             return
-        ranges = self.table.ranges(node.op_type)
+        ranges = self.table.ranges(node.op_type, domain)
         if not ranges:
             self.add(CudaFinding("op-not-registered", "error", label, node.op_type,
                                  "the CUDA provider registers no kernel for this operator", where))
             return
-        version = _since_version(node.op_type, self.opsets.get(node.domain or "", self.opsets.get("", 1)))
+        opset = self.opsets.get(domain, 1)
+        version = _since_version(node.op_type, opset, domain)
         matching = [r for r in ranges if r.holds(version)]
         if not matching:
             self.add(CudaFinding("opset-out-of-range", "error", label, node.op_type,
@@ -198,7 +246,7 @@ class _Checker:
                                  f"{', '.join(map(str, ranges))}", where))
             return
         typed = [r for r in matching if r.types is not None]
-        if not typed:
+        if not typed or domain:  # bound_type reads the ai.onnx schemas; other domains are matched by opset only
             return
         elem = self.bound_type(node, version)
         if elem is None:
@@ -222,13 +270,17 @@ class _Checker:
                     return TensorProto.DataType.Name(self.types[name])
         return None
 
-    def host_shape_nodes(self, graph: onnx.GraphProto, where: str) -> None:
-        """Emulates onnxruntime's ``GetCpuPreferredNodes`` on one graph (see the module docstring)."""
+    def host_shape_nodes(self, graph: onnx.GraphProto, where: str, folded: set[int]) -> None:
+        """Emulates onnxruntime's ``GetCpuPreferredNodes`` on one graph (see the module docstring); folded
+        nodes are initializers by then."""
         small = {i.name for i in graph.initializer if math.prod(i.dims) <= SMALL_INITIALIZER}
+        small.update(name for index in folded for name in graph.node[index].output
+                     if self._elements(name) is not None and self._elements(name) <= SMALL_INITIALIZER)
         inputs = {v.name for v in graph.input}
-        host: set[str] = {out for node in graph.node if node.op_type in HOST_OUTPUT_OPS for out in node.output}
+        host: set[str] = {out for index, node in enumerate(graph.node)
+                          if node.op_type in HOST_OUTPUT_OPS and index not in folded for out in node.output}
         changed = True
-        moved: set[int] = set()
+        moved: set[int] = set(folded)
         while changed:
             changed = False
             for index, node in enumerate(graph.node):
@@ -241,6 +293,10 @@ class _Checker:
                 changed = True
                 self.add(CudaFinding("host-shape-node", "note", node.name or f"{node.op_type}#{index}", node.op_type,
                                      "onnxruntime places this small shape computation on the CPU by design", where))
+
+    def _elements(self, name: str) -> int | None:
+        dims = self.dims.get(name)
+        return None if dims is None or not all(isinstance(d, int) and d >= 0 for d in dims) else math.prod(dims)
 
     def _stays_on_device(self, node: onnx.NodeProto, host: set[str], small: set[str], inputs: set[str]) -> bool:
         for i, name in enumerate(node.input):
@@ -255,8 +311,10 @@ class _Checker:
         return False
 
 
-def _since_version(op_type: str, opset: int) -> int:
+def _since_version(op_type: str, opset: int, domain: str = "") -> int:
+    """The version onnxruntime matches kernels by: the schema's ``since_version`` at ``opset`` (onnx knows the
+    ``ai.onnx`` and ``ai.onnx.ml`` schemas; for other domains, the imported opset itself)."""
     try:
-        return onnx.defs.get_schema(op_type, opset, "").since_version
+        return onnx.defs.get_schema(op_type, opset, domain).since_version
     except onnx.defs.SchemaError:
         return opset
