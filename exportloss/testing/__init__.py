@@ -10,7 +10,9 @@ The catalog's own tests use these same functions. Needs the ``export`` extra.
 
 from __future__ import annotations
 
+from .check import CheckRow, ExportReport, Failure, assert_exports, check_exports
 from .tf32 import emulate_tf32, round_to_tf32
 from .ties import flip_ties
 
-__all__ = ["emulate_tf32", "flip_ties", "round_to_tf32"]
+__all__ = ["CheckRow", "ExportReport", "Failure", "assert_exports", "check_exports", "emulate_tf32", "flip_ties",
+           "round_to_tf32"]
