@@ -146,7 +146,11 @@ class ExportReport:
         """The assertion message: what failed, then what was skipped and why."""
         checks = sorted({f.check for f in self.failures}, key=_CHECK_ORDER.index)
         lines = [f"{self.module}: {len(self.failures)} failure(s) in {', '.join(checks)}", self.failure_table()]
-        lines += [f"skipped: {row.check} on {row.backend} ({row.exporter}): {row.unavailable}" for row in self.skipped]
+        skipped: dict[tuple[str, str, str], list[str]] = {}
+        for row in self.skipped:
+            skipped.setdefault((row.backend, row.exporter, row.unavailable), []).append(row.check)
+        lines += [f"skipped: {backend} ({exporter}: {', '.join(checks)}): {reason}"
+                  for (backend, exporter, reason), checks in skipped.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -199,6 +203,7 @@ def assert_exports(module: nn.Module, example_inputs, *, reference: Callable | N
     whose message is a table of the failures (check, exporter, backend, case, output, max abs and rel
     error, worst element) otherwise. ``ValueError``/``TypeError`` for arguments it cannot use.
     """
+    __tracebackhide__ = True  # pytest shows the table, not this frame
     report = check_exports(module, example_inputs, reference=reference, cases=cases, exporters=exporters,
                            backends=backends, rtol=rtol, atol=atol, adversaries=adversaries, check_trt=check_trt,
                            check_ort_cuda=check_ort_cuda, opset=opset, seed=seed)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -11,7 +17,10 @@ from onnx import TensorProto, helper
 
 import exportloss
 from exportloss.testing import assert_exports, emulate_tf32, round_to_tf32
+from exportloss.backends.ort import OrtBackend
 from exportloss.testing.check import draw_like
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def one_node_model(op: str, inputs: dict[str, list[int]], output: str, shape: list[int], **attributes) -> onnx.ModelProto:
@@ -202,3 +211,58 @@ def test_fresh_inputs_are_drawn_like_the_example():
     uniform = draw_like(np.array([0.25, 0.5, np.nan, 0.75], np.float32), rng)
     assert np.isnan(uniform[2]) and np.all((uniform[[0, 1, 3]] >= 0.25) & (uniform[[0, 1, 3]] <= 0.75))
     assert not np.all(uniform[[0, 1, 3]] == np.round(uniform[[0, 1, 3]]))
+
+
+# --- the pytest plugin -------------------------------------------------------------------------------------
+
+PLUGIN_USER_TESTS = '''
+import torch
+
+
+class Scale(torch.nn.Module):
+    def forward(self, x):
+        return 2 * x
+
+
+class PlainArgMax(torch.nn.Module):
+    def forward(self, x):
+        return x.argmax(dim=1)
+
+
+def test_scale(exportloss_check):
+    exportloss_check(Scale(), (torch.rand(2, 3),))
+
+
+def test_argmax(exportloss_check):
+    exportloss_check(PlainArgMax(), (torch.rand(2, 3),), cases=[(torch.zeros(2, 3),)])
+'''
+
+
+def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest in ``directory`` with the plugin named explicitly (installed or not, it loads once)."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "exportloss.testing.pytest_plugin", "-p", "no:cacheprovider",
+                           "-rfs", *args], cwd=directory, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_pytest_plugin_runs_each_backend_and_shows_a_skip_with_its_reason(tmp_path):
+    (tmp_path / "test_user.py").write_text(PLUGIN_USER_TESTS)
+    result = run_pytest(tmp_path, "--exportloss-backend", "ort-cpu", "--exportloss-backend", "ort-cuda")
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "FAILED test_user.py::test_argmax[dynamo-ort-cpu]" in out
+    assert "E       AssertionError: PlainArgMax: 1 failure(s) in ties" in out
+    assert "ties   dynamo    ort-cpu  case-0  output  2 of 2" in out
+    assert "skipped: ort-cuda (dynamo: example, fresh inputs, cases): onnxruntime" in out or "1 passed" in out
+    if OrtBackend.cuda().unavailable_reason() is None:
+        assert "1 passed" in out  # test_scale on ort-cuda too
+    else:
+        assert re.search(r"SKIPPED \[1\] .*ort-cuda unavailable: onnxruntime .* has no CUDAExecutionProvider", out), out
+        assert "test_user.py .sFF" in out and "2 failed, 1 passed, 1 skipped" in out
+
+
+def test_the_pytest_plugin_rejects_an_unknown_backend_in_one_line(tmp_path):
+    (tmp_path / "test_user.py").write_text(PLUGIN_USER_TESTS)
+    result = run_pytest(tmp_path, "--exportloss-backend", "cuda")
+    assert result.returncode == 4
+    assert "--exportloss-backend must be one of ort-cpu, ort-cuda, ort-trt, trt; got cuda" in result.stderr
