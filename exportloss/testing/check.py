@@ -427,8 +427,12 @@ def _named_cases(cases) -> list[tuple[str, object]]:
 def _output_specs(module: nn.Module, example: Inputs) -> tuple[TensorSpec, ...]:
     """Names, shapes and dtypes of the module's outputs on the example (a namedtuple's field names, else ``output``)."""
     args = [torch.from_numpy(array.copy()) for array in example.values()]
-    with torch.no_grad():
-        out = copy.deepcopy(module).eval()(*args)
+    try:
+        with torch.no_grad():
+            out = copy.deepcopy(module).eval()(*args)
+    except Exception as err:  # the user's module: its error in one line
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(f"{type(module).__name__} fails on the example inputs: {type(err).__name__}: {first}") from err
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not all(isinstance(o, torch.Tensor) for o in outs):
         raise TypeError(f"{type(module).__name__} must return a tensor or a tuple of tensors; got {type(out).__name__}")

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 import exportloss
 from exportloss.testing import assert_exports, emulate_tf32, round_to_tf32
 from exportloss.backends.ort import OrtBackend
+from exportloss.cli import main as cli_main
 from exportloss.testing.check import draw_like
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,3 +267,71 @@ def test_the_pytest_plugin_rejects_an_unknown_backend_in_one_line(tmp_path):
     result = run_pytest(tmp_path, "--exportloss-backend", "cuda")
     assert result.returncode == 4
     assert "--exportloss-backend must be one of ort-cpu, ort-cuda, ort-trt, trt; got cuda" in result.stderr
+
+
+# --- exportloss check ---------------------------------------------------------------------------------------
+
+USER_MODULE = '''
+import torch
+
+
+class Scale(torch.nn.Module):
+    def forward(self, x, labels):
+        return 2 * x + labels
+
+
+class PlainArgMax(torch.nn.Module):
+    def forward(self, scores):
+        return scores.argmax(dim=1)
+
+
+def make_scale():
+    return Scale()
+
+
+def make_argmax():
+    return PlainArgMax()
+
+
+def make_broken():
+    raise RuntimeError("no weights here")
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "user_losses.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path / "user_losses.py"
+
+
+def test_check_passes_a_correct_module(user_module, capsys):
+    assert cli_main(["check", "user_losses:make_scale", "--input", "x=2x3", "--input", "labels=2x3:int64:0..4"]) == 0
+    out = capsys.readouterr().out
+    assert "fresh inputs  dynamo    ort-cpu  fp32       reference  6" in out
+    assert "Scale: 7 check(s) passed, 0 failed, 0 skipped" in out
+
+
+def test_check_fails_a_tie_order_dependent_module_with_the_table(user_module, capsys):
+    """Integer bounds on a float input draw integer values, so ties occur; the file form of MODULE works too."""
+    assert cli_main(["check", f"{user_module}:make_argmax", "--input", "scores=8x5:float32:0..3"]) == 1
+    out = capsys.readouterr().out
+    assert "PlainArgMax: 4 failure(s) in ties" in out and "PlainArgMax: 6 check(s) passed, 1 failed, 0 skipped" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["user_losses:nope", "--input", "x=3"], "user_losses:nope: user_losses has no callable 'nope'"),
+    (["user_losses:make_broken", "--input", "x=3"], "user_losses:make_broken: calling it failed: RuntimeError: no weights here"),
+    (["no_such_module:make", "--input", "x=3"], "no_such_module:make: cannot import no_such_module: ModuleNotFoundError"),
+    (["user_losses:make_argmax", "--input", "x=3"], "--input names x: PlainArgMax.forward takes scores"),
+    (["user_losses:make_argmax", "--input", "scores=3x"], "--input expects NAME=SHAPE[:DTYPE][:LOW..HIGH]"),
+    (["user_losses:make_argmax", "--input", "scores=3:complex64"], "dtype must be one of float32"),
+    (["user_losses:make_scale", "--input", "x=2x3", "--input", "labels=3x3:int64"],
+     "user_losses:make_scale: Scale fails on the example inputs: RuntimeError: The size of tensor a (2) must match"),
+])
+def test_check_usage_errors_are_one_line_exit_2(user_module, capsys, argv, message):
+    assert cli_main(["check", *argv]) == 2
+    err = capsys.readouterr().err
+    (line,) = err.splitlines()
+    assert line.startswith("exportloss check: error: ") and message in line, line
