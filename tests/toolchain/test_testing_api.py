@@ -16,10 +16,11 @@ import torch
 from onnx import TensorProto, helper
 
 import exportloss
-from exportloss.testing import assert_exports, emulate_tf32, round_to_tf32
 from exportloss.backends.ort import OrtBackend
 from exportloss.cli import main as cli_main
+from exportloss.testing import assert_exports, emulate_tf32, round_to_tf32
 from exportloss.testing.check import draw_like
+from test_torch_only_core import BLOCK_EXPORT_EXTRA
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -335,3 +336,12 @@ def test_check_usage_errors_are_one_line_exit_2(user_module, capsys, argv, messa
     err = capsys.readouterr().err
     (line,) = err.splitlines()
     assert line.startswith("exportloss check: error: ") and message in line, line
+
+
+def test_the_pytest_plugin_names_the_export_extra_when_it_is_missing(tmp_path):
+    """The plugin loads in a core-only install; a test that uses the fixture fails with one line naming the extra."""
+    (tmp_path / "conftest.py").write_text(BLOCK_EXPORT_EXTRA)
+    (tmp_path / "test_user.py").write_text(PLUGIN_USER_TESTS)
+    result = run_pytest(tmp_path, "-k", "scale")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "exportloss_check: onnx is not installed; the toolchain needs the `export` extra: pip install 'exportloss[export]'" in result.stdout
