@@ -145,7 +145,10 @@ class ExportReport:
     def message(self) -> str:
         """The assertion message: what failed, then what was skipped and why."""
         checks = sorted({f.check for f in self.failures}, key=_CHECK_ORDER.index)
-        lines = [f"{self.module}: {len(self.failures)} failure(s) in {', '.join(checks)}", self.failure_table()]
+        if checks:
+            lines = [f"{self.module}: {len(self.failures)} failure(s) in {', '.join(checks)}", self.failure_table()]
+        else:
+            lines = [f"{self.module}: every check that ran passed"]
         skipped: dict[tuple[str, str, str], list[str]] = {}
         for row in self.skipped:
             skipped.setdefault((row.backend, row.exporter, row.unavailable), []).append(row.check)
