@@ -152,8 +152,8 @@ class ExportReport:
         skipped: dict[tuple[str, str, str], list[str]] = {}
         for row in self.skipped:
             skipped.setdefault((row.backend, row.exporter, row.unavailable), []).append(row.check)
-        lines += [f"skipped: {backend} ({exporter}: {', '.join(checks)}): {reason}"
-                  for (backend, exporter, reason), checks in skipped.items()]
+        lines += [f"skipped: {backend} ({exporter}: {', '.join(names)}): {reason}"
+                  for (backend, exporter, reason), names in skipped.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
