@@ -1,7 +1,7 @@
 """The catalog under TF32 matrix products (a GPU backend's default): exact sums stay exact, metrics stay in tolerance.
 
 Graphs run in ``onnx.reference.ReferenceEvaluator`` twice, with plain float32 MatMul and with MatMul
-whose inputs are rounded to TF32 (:mod:`tf32_emulation`). The emulation reproduces the GPU's
+whose inputs are rounded to TF32 (:func:`exportloss.testing.emulate_tf32`). The emulation reproduces the GPU's
 numbers: on arc_softmax it gives the 3.7e-3 relative error measured on an H200 with onnxruntime's
 CUDA provider (``../shared/reference/gpu-runs.md``).
 """
@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from exportloss import catalog
-from tf32_emulation import evaluator, round_to_tf32
+from exportloss.testing.tf32 import evaluator, round_to_tf32
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 EXACT_SUM_GRAPHS = ("center_update",)

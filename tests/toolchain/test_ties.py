@@ -1,7 +1,7 @@
 """Ties are resolved by the graphs, not by the backend: the tie-adversarial rewrite changes no output.
 
 Every TopK/ArgMax/ArgMin of every catalog graph is rewritten to prefer the higher index among equal
-values (:mod:`tie_adversarial`), and the outputs must stay identical, bit for bit, on tie-heavy
+values (:func:`exportloss.testing.flip_ties`), and the outputs must stay identical, bit for bit, on tie-heavy
 inputs: the catalog's verification cases (which include scores in eighths and uint8 steps,
 duplicated boxes with tied scores, equal scores across classes, more tied pairs than candidate
 slots, NaN scores, zero features for the cosine heads) and NMS at several sizes, since the CUDA
@@ -25,7 +25,7 @@ from exportloss.catalog.boxes import random_rotated_boxes
 from exportloss.export import export_model
 from exportloss.detection import NMSOptions
 from exportloss.reference.detection import nms_reference
-from tie_adversarial import assert_tie_safe, tie_mismatches, tie_nodes
+from exportloss.testing.ties import assert_tie_safe, tie_mismatches, tie_nodes
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

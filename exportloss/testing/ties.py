@@ -4,7 +4,7 @@ ONNX specifies that TopK returns the lower index first among equal values and th
 (``select_last_index=0``) return the first extremum; onnxruntime's CPU provider does so, but the CUDA
 TopK does not (its order depends on the size) and TensorRT promises nothing. A graph whose outputs
 must not depend on the backend must give the same outputs when every such node prefers the *higher*
-index instead. :func:`tie_adversarial` builds that graph: each node ``op(X)`` along axis ``a`` becomes
+index instead. :func:`flip_ties` builds that graph: each node ``op(X)`` along axis ``a`` becomes
 
     X' = Slice(X, axis=a, step=-1)       # reverse the axis
     V, I' = op(X')                       # ties now go to the higher original index
@@ -29,17 +29,27 @@ TIE_BREAKING_OPS = ("TopK", "ArgMax", "ArgMin")
 _INT64_MIN = np.iinfo(np.int64).min
 
 
-def tie_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """The graph's TopK/ArgMax/ArgMin nodes (top level; catalog graphs have no subgraphs)."""
+def reject_subgraphs(model: onnx.ModelProto) -> None:
+    """Raise ``NotImplementedError`` for a graph with subgraphs: the rewrites handle flat graphs."""
     for node in model.graph.node:
         if any(subgraphs(node)):
             raise NotImplementedError(f"node {node.name or node.op_type} has a subgraph; the rewrite handles flat graphs")
+
+
+def tie_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The graph's TopK/ArgMax/ArgMin nodes (top level; catalog graphs have no subgraphs)."""
+    reject_subgraphs(model)
     return [node for node in model.graph.node if node.op_type in TIE_BREAKING_OPS]
 
 
-def tie_adversarial(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose TopK/ArgMax/ArgMin nodes break ties towards the higher index."""
-    model = _with_shapes(model)
+def flip_ties(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose TopK/ArgMax/ArgMin nodes break ties towards the higher index.
+
+    Same inputs and outputs as ``model`` (a drop-in replacement). A graph whose results must not depend on
+    the backend gives the same outputs with both on tie-heavy inputs. Raises ``NotImplementedError`` for a
+    graph with subgraphs (If/Loop bodies) and ``ValueError`` when a node's axis has no static size.
+    """
+    model = inferred_copy(model)
     ranks = {value.name: value.type.tensor_type.shape for value in
              [*model.graph.input, *model.graph.value_info, *model.graph.output]}
     new_nodes: list[onnx.NodeProto] = []
@@ -54,7 +64,7 @@ def tie_adversarial(model: onnx.ModelProto) -> onnx.ModelProto:
         extent = shape.dim[axis]
         if not extent.HasField("dim_value"):
             raise ValueError(f"{node.op_type} node {node.name!r}: axis {axis} of {node.input[0]!r} has no static size")
-        prefix = f"tie_adversarial_{number}"
+        prefix = f"flip_ties_{number}"
         for suffix, value in (("starts", [-1]), ("ends", [_INT64_MIN]), ("axes", [axis]), ("steps", [-1]),
                               ("last", [extent.dim_value - 1])):
             constants.append(numpy_helper.from_array(np.array(value, np.int64), f"{prefix}_{suffix}"))
@@ -87,7 +97,7 @@ def tie_adversarial(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+def inferred_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     return onnx.shape_inference.infer_shapes(copy, strict_mode=True)
@@ -105,7 +115,7 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 def tie_mismatches(model: onnx.ModelProto, cases: Iterable[tuple[str, Mapping[str, np.ndarray]]]) -> list[str]:
     """Where ``model`` and its tie-adversarial rewrite disagree (bit for bit, NaN equal to NaN) on ``cases``."""
-    original, adversarial = session(model), session(tie_adversarial(model))
+    original, adversarial = session(model), session(flip_ties(model))
     outputs = [output.name for output in model.graph.output]
     mismatches = []
     for case_name, inputs in cases:
