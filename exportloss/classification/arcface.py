@@ -43,7 +43,7 @@ from torch import nn
 from ..ops.checks import check_choice, check_float_tensor, check_interval, check_label_tensor, check_labels_in_range, check_number
 from ..ops.reduction import check_reduction
 from ..ops.labels import valid_labels
-from ..ops.numerics import stable_softplus
+from ..ops.numerics import log1p, stable_softplus
 from ..ops.reduction import reduce_valid
 from ..ops.ties import first_argmax
 
@@ -77,7 +77,7 @@ def log_sum_exp_of_others(z: torch.Tensor) -> torch.Tensor:
     log_others_of_top = second + (without_top - second).exp().sum(-1, keepdim=True).log()
     # Zeroing the top's own share keeps the unused top entry finite, so no NaN gradient leaks through where.
     own_share = (z - z_top).exp().masked_fill(is_top, 0.0)
-    log_others = z_top + torch.log(1.0 + (log_others_of_top - z_top).exp() - own_share)
+    log_others = z_top + log1p((log_others_of_top - z_top).exp() - own_share)
     return torch.where(is_top, log_others_of_top, log_others)
 
 
