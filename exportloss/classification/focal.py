@@ -8,7 +8,7 @@ for logits ``x`` over classes and an integer label ``y``, with ``log p_y = log_s
 A scalar ``alpha`` means per-class weights ``[alpha, 1 - alpha, ..., 1 - alpha]``: **class 0 is the
 background and gets alpha** (the seed's convention, also clcarwin's; kornia and MONAI give class 0
 ``1 - alpha`` instead). A list gives one weight per class. No eps enters anywhere: ``log p_y`` comes from
-:func:`log_softmax_at` and ``1 - p_y`` from ``-expm1(log p_y)`` (:mod:`exportloss.ops.numerics`), each to a few
+:func:`exportloss.ops.numerics.log_softmax_at` and ``1 - p_y`` from ``-expm1(log p_y)`` (:mod:`exportloss.ops.numerics`), each to a few
 float32 ulps of itself for any finite logits, confident ones included (``log(1 + u)`` and ``1 - exp(v)`` as
 plain ONNX operators would give 0 there, and a loss of 0).
 
@@ -49,7 +49,7 @@ from ..ops.checks import (
     check_same_shape,
 )
 from ..ops.labels import valid_labels
-from ..ops.numerics import binary_cross_entropy_with_logits, expm1, focal_power, log1p, sigmoid
+from ..ops.numerics import binary_cross_entropy_with_logits, expm1, focal_power, log_softmax_at, sigmoid
 from ..ops.reduction import check_reduction, reduce_loss, reduce_valid
 
 
@@ -66,19 +66,6 @@ def class_weights(alpha: float | Sequence[float], num_classes: int) -> torch.Ten
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"alpha weights must be finite and non-negative; got {weights.tolist()}")
     return weights
-
-
-def log_softmax_at(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``log_softmax(logits, -1)`` at ``labels`` (``logits [..., C]``, labels in ``[0, C)``), to a few ulps of itself.
-
-    With ``z = x − max x``, ``Σ_k e^{z_k} = c + R``, ``c`` the number of maxima and ``R`` the sum over the
-    others, so ``log p_y = z_y − log1p((c − 1) + R)``. Both terms are ``<= 0``: nothing cancels. onnxruntime's
-    ``LogSoftmax`` forms ``log(1 + R)`` and returns 0 for a confident label (``R < 2^-24``), whose loss is then 0.
-    """
-    shifted = logits - logits.amax(-1, keepdim=True)
-    at_max = shifted == 0
-    rest = torch.where(at_max, torch.zeros_like(shifted), shifted.exp()).sum(-1) + (at_max.sum(-1) - 1).to(shifted.dtype)
-    return shifted.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - log1p(rest)
 
 
 class FocalLoss(nn.Module):
