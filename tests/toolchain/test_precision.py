@@ -269,8 +269,9 @@ BOX_BOUND = 8.0
 penalty terms, CIoU's arctangent polynomial) add an ulp of ``M`` each."""
 
 KINDS = ("iou", "giou", "diou", "ciou", "eiou", "siou", "alpha_iou")
-EIOU_WHY = ("EIoU's signed intersection of separated boxes, 2·(hi_x·hi_y − lo_x·lo_y), subtracts two products "
-            "whose own roundings (ulps of the products, not of the inputs) the condition does not count: twice the bound")
+EIOU_WHY = ("EIoU's signed intersection is a signed sum of four products of coordinate differences; for separated "
+            "boxes it subtracts products whose own roundings (ulps of the products, not of the inputs) the condition "
+            "does not count: twice the bound")
 
 
 def _box_bound(kind: str) -> float:
