@@ -52,7 +52,7 @@ from exportloss.reference.segmentation import overlap_scores_reference
 
 Inputs = dict[str, np.ndarray]
 TINY = float(np.finfo(np.float32).tiny)
-"""Below float32's smallest normal number a float32 result has absolute precision only: ``M`` never goes below it."""
+"""float32's smallest normal number: ``M`` never goes below it, and results below it may be flushed to 0."""
 
 LOGIT_RANGE = 80.0
 BOX_SCALES = (1e-4, 1e-2, 1.0, 1e2, 1e5)
@@ -65,12 +65,15 @@ extend this to :data:`BOX_SCALES`."""
 
 
 def ulps(got: np.ndarray, want: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
-    """``|got − want|`` in float32 ulps of ``magnitude`` (at least of :data:`TINY`); equal values (infinities too) give 0."""
+    """``|got − want|`` in float32 ulps of ``magnitude`` (at least of :data:`TINY`). Equal values (infinities too)
+    give 0, and so does a subnormal ``want`` met by a subnormal or zero ``got``: below :data:`TINY` float32 keeps
+    no relative precision, and GPU backends flush such numbers to 0."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     scale = np.maximum(np.abs(np.asarray(magnitude, np.float64)), TINY)
     with np.errstate(invalid="ignore", over="ignore"):
         error = np.abs(got - want) / np.spacing(scale.astype(np.float32)).astype(np.float64)
-    return np.where(got == want, 0.0, error)
+    flushed = (np.abs(want) < TINY) & (np.abs(got) < TINY)
+    return np.where((got == want) | flushed, 0.0, error)
 
 
 # --- hard inputs ------------------------------------------------------------------------------------------
