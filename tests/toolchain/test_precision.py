@@ -40,6 +40,7 @@ import pytest
 import torch
 
 from exportloss import catalog
+from exportloss.boxes.rotated import RotatedIoULoss
 from exportloss.catalog.boxes import random_boxes, random_rotated_boxes
 from exportloss.catalog.classification import focal_entry
 from exportloss.catalog.entry import GraphEntry
@@ -49,6 +50,7 @@ from exportloss.reference.boxes import (aligned_reference, iou_loss_reference, p
                                         rotated_iou_loss_reference, rotated_pairwise_reference)
 from exportloss.reference.classification import arcface_loss_reference
 from exportloss.reference.segmentation import overlap_scores_reference
+from exportloss.segmentation.dice import OverlapLoss
 
 Inputs = dict[str, np.ndarray]
 TINY = float(np.finfo(np.float32).tiny)
@@ -86,13 +88,15 @@ def _logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
                     rng.uniform(-LOGIT_RANGE, LOGIT_RANGE, size=shape)).astype(np.float32)
 
 
-def sigmoid_cases(shapes, rng) -> list[tuple[str, Inputs]]:
+def sigmoid_cases(entry: GraphEntry, rng: np.random.Generator) -> list[tuple[str, Inputs]]:
+    shapes = entry.shapes()
     logits = _logits(rng, shapes["logits"])
     return [(f"logits in ±80, {what} targets", {"logits": logits, "targets": targets.astype(np.float32)})
             for what, targets in (("0/1", rng.random(shapes["targets"]) < 0.5), ("soft", rng.random(shapes["targets"])))]
 
 
-def softmax_cases(shapes, rng) -> list[tuple[str, Inputs]]:
+def softmax_cases(entry: GraphEntry, rng: np.random.Generator) -> list[tuple[str, Inputs]]:
+    shapes = entry.shapes()
     logits = _logits(rng, shapes["logits"])
     random = rng.integers(0, shapes["logits"][-1], size=shapes["labels"])
     return [("logits in ±80, random labels", {"logits": logits, "labels": random}),
@@ -100,8 +104,8 @@ def softmax_cases(shapes, rng) -> list[tuple[str, Inputs]]:
 
 
 def box_cases(names: tuple[str, str], rotated: bool = False):
-    def cases(shapes, rng) -> list[tuple[str, Inputs]]:
-        out = []
+    def cases(entry: GraphEntry, rng: np.random.Generator) -> list[tuple[str, Inputs]]:
+        shapes, out = entry.shapes(), []
         for scale in HELD_BOX_SCALES:
             draw = (lambda shape: random_rotated_boxes(rng, shape, scale)) if rotated else (lambda shape: random_boxes(rng, shape, scale))
             out.append((f"boxes at scale {scale:g}", {name: draw(shapes[name]) for name in names}))
@@ -110,26 +114,23 @@ def box_cases(names: tuple[str, str], rotated: bool = False):
     return cases
 
 
-def center_cases(shapes, rng) -> list[tuple[str, Inputs]]:
-    base = {name: value for name, value in catalog.get("center_loss").random_inputs(shapes, rng).items()}
-    cases = []
-    for scale in (1e-3, 1.0, 1e3):
-        inputs = dict(base, features=(base["features"] * scale).astype(np.float32))
-        if "centers" in shapes:
-            inputs["centers"] = (rng.normal(size=shapes["centers"]) * scale).astype(np.float32)
-        cases.append((f"features at scale {scale:g}", inputs))
-    return cases
+def center_cases(entry: GraphEntry, rng: np.random.Generator) -> list[tuple[str, Inputs]]:
+    """The catalog's inputs with features (and centers) scaled: distances from 1e-3 to 1e3."""
+    base = entry.random_inputs(entry.shapes(), rng)
+    return [(f"features at scale {scale:g}", {name: (value * scale).astype(np.float32) if name in ("features", "centers") else value
+                                              for name, value in base.items()})
+            for scale in (1e-3, 1.0, 1e3)]
 
 
-def arc_cases(shapes, rng) -> list[tuple[str, Inputs]]:
-    entry_cases = catalog.get("arcface_loss").edge_cases(shapes, rng) if "labels" in shapes else \
-        catalog.get("arc_softmax").edge_cases(shapes, rng)
-    return [(case.name, case.inputs) for case in entry_cases if case.name in ("near-class-weight", "angles-around-the-margin")]
+def arc_cases(entry: GraphEntry, rng: np.random.Generator) -> list[tuple[str, Inputs]]:
+    """The catalog's edge cases where the label's probability sweeps from 1 to e^-100: near its class and around the margin."""
+    return [(case.name, case.inputs) for case in entry.edge_cases(entry.shapes(), rng)
+            if case.name in ("near-class-weight", "angles-around-the-margin")]
 
 
-def segmentation_cases(shapes, rng) -> list[tuple[str, Inputs]]:
-    entry_inputs = catalog.get("dice_loss" if len(shapes["target"]) < len(shapes["logits"]) else "tversky_loss")
-    ordinary = entry_inputs.random_inputs(shapes, rng)
+def segmentation_cases(entry: GraphEntry, rng: np.random.Generator) -> list[tuple[str, Inputs]]:
+    shapes = entry.shapes()
+    ordinary = entry.random_inputs(shapes, rng)
     # Confidently negative everywhere: Σp is a sum of e^x ~ 1e-13..1e-4, comparable with smooth, so σ must be
     # relatively exact (onnxruntime's Sigmoid gives 0 below x ≈ -17).
     negative = rng.uniform(-30.0, -10.0, size=shapes["logits"]).astype(np.float32)
@@ -188,7 +189,7 @@ def overlap_magnitude(module, inputs: Inputs, want: np.ndarray) -> np.ndarray:
     ``γ·(1 − s)^(γ−1)·|s|`` per class (γ = 1: ``|s|``); a score graph is relative."""
     options = module.options
     scores = overlap_scores_reference(*(torch.from_numpy(inputs[name]) for name in ("logits", "target")), options).numpy()
-    if not hasattr(module, "class_weights"):
+    if not isinstance(module, OverlapLoss):
         return np.abs(want)
     gamma = options.gamma
     spread = gamma * np.clip(1.0 - scores, 0.0, None) ** (gamma - 1.0) * np.abs(scores) if gamma != 1.0 else np.abs(scores)
@@ -256,9 +257,9 @@ PAIR, LOSS = ("boxes1", "boxes2"), ("pred", "target")
 
 
 def _per_box_loss(module, pred, target):
-    reference = rotated_iou_loss_reference if module.__class__.__name__.startswith("Rotated") else None
-    if reference is not None:
-        return reference(pred, target, module.kind, "none", module.eps)
+    """The loss of each box (``reduction="none"``) by the float64 reference of ``module``'s graph."""
+    if isinstance(module, RotatedIoULoss):
+        return rotated_iou_loss_reference(pred, target, module.kind, "none", module.eps)
     return iou_loss_reference(pred, target, module.kind, "none", module.fmt, module.eps)
 
 
@@ -364,7 +365,7 @@ def measure(name: str, session: ort.InferenceSession, seed: int = 22) -> tuple[f
     spec = PRECISION[name]
     entry, module = spec.entry, spec.entry.build()
     worst, where = 0.0, ""
-    for label, inputs in spec.cases(entry.shapes(), np.random.default_rng(seed)):
+    for label, inputs in spec.cases(entry, np.random.default_rng(seed)):
         (got,) = session.run(None, {k: inputs[k] for k in entry.input_names})
         want = entry.reference(module, *(torch.from_numpy(inputs[k]) for k in entry.input_names))
         want = (want[0] if isinstance(want, tuple) else want).detach().double().numpy()
