@@ -29,8 +29,9 @@ The seed's ArcNet head (:class:`ArcSoftmax`) returns, for every class ``j``,
 i.e. the softmax class ``j`` would get if ``j`` were the label. It is computed in log space, with the
 sum over ``k != j`` formed without the cancelling subtraction (see :func:`log_sum_exp_of_others`), so
 ``s = 64`` neither overflows nor loses the small classes. :class:`ArcFaceLoss` is
-``mean_i(-log P_{i, y_i})``, computed as cross-entropy (log-softmax plus gather) of the logits
-``s cos θ`` with the label's entry replaced by ``s φ``.
+``mean_i(-log P_{i, y_i})``, computed as cross-entropy of the logits ``s cos θ`` with the label's entry
+replaced by ``s φ``, through :func:`exportloss.ops.numerics.log_softmax_at`: a confident sample's small loss
+keeps its digits (onnxruntime's ``LogSoftmax`` returns 0 once the other classes' share is below 2^-24).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from torch import nn
 from ..ops.checks import check_choice, check_float_tensor, check_interval, check_label_tensor, check_labels_in_range, check_number
 from ..ops.reduction import check_reduction
 from ..ops.labels import valid_labels
-from ..ops.numerics import stable_softplus
+from ..ops.numerics import log1p, log_softmax_at, stable_softplus
 from ..ops.reduction import reduce_valid
 from ..ops.ties import first_argmax
 
@@ -77,7 +78,7 @@ def log_sum_exp_of_others(z: torch.Tensor) -> torch.Tensor:
     log_others_of_top = second + (without_top - second).exp().sum(-1, keepdim=True).log()
     # Zeroing the top's own share keeps the unused top entry finite, so no NaN gradient leaks through where.
     own_share = (z - z_top).exp().masked_fill(is_top, 0.0)
-    log_others = z_top + torch.log(1.0 + (log_others_of_top - z_top).exp() - own_share)
+    log_others = z_top + log1p((log_others_of_top - z_top).exp() - own_share)
     return torch.where(is_top, log_others_of_top, log_others)
 
 
@@ -170,7 +171,7 @@ class ArcFaceLoss(_AngularMarginHead):
         target_logit = self.s * margined_cosine(cos.gather(1, target), self.m, self.margin)
         is_target = target == torch.arange(self.num_classes, device=target.device)
         logits = torch.where(is_target, target_logit, self.s * cos)
-        nll = -logits.log_softmax(1).gather(1, target).squeeze(1)
+        nll = -log_softmax_at(logits, safe)
         return reduce_valid(nll, valid, self.reduction)
 
     def extra_repr(self) -> str:

@@ -7,8 +7,10 @@ for logits ``x`` over classes and an integer label ``y``, with ``log p_y = log_s
 
 A scalar ``alpha`` means per-class weights ``[alpha, 1 - alpha, ..., 1 - alpha]``: **class 0 is the
 background and gets alpha** (the seed's convention, also clcarwin's; kornia and MONAI give class 0
-``1 - alpha`` instead). A list gives one weight per class. No eps enters anywhere: ``log_softmax`` is
-exact for any finite logits, and ``p_y = exp(log p_y)``.
+``1 - alpha`` instead). A list gives one weight per class. No eps enters anywhere: ``log p_y`` comes from
+:func:`exportloss.ops.numerics.log_softmax_at` and ``1 - p_y`` from ``-expm1(log p_y)`` (:mod:`exportloss.ops.numerics`), each to a few
+float32 ulps of itself for any finite logits, confident ones included (``log(1 + u)`` and ``1 - exp(v)`` as
+plain ONNX operators would give 0 there, and a loss of 0).
 
 Sigmoid form (:class:`SigmoidFocalLoss`, torchvision's ``sigmoid_focal_loss``): for each element,
 ``p = sigmoid(x)``, ``ce = BCEWithLogits(x, t)``, ``p_t = p t + (1 - p)(1 - t)``,
@@ -17,8 +19,9 @@ Sigmoid form (:class:`SigmoidFocalLoss`, torchvision's ``sigmoid_focal_loss``): 
 
 so **alpha weights the positives**; ``alpha < 0`` disables the weighting. ``ce`` is evaluated as
 ``t softplus(-x) + (1 - t) softplus(x)`` (:func:`exportloss.ops.numerics.binary_cross_entropy_with_logits`)
-and ``1 - p_t`` as ``t σ(-x) + (1 - t) σ(x)``: neither cancels for confident logits, both are exact to
-float32 rounding for any finite ``x`` (no eps, no overflow).
+and ``1 - p_t`` as ``t σ(-x) + (1 - t) σ(x)``: neither cancels for confident logits, and both (softplus through
+the accurate ``log1p``, ``σ`` through :func:`exportloss.ops.numerics.sigmoid`) stay within a few float32 ulps of
+themselves for any finite ``x`` (no eps, no overflow), in eager mode and in the exported graph.
 
 For ``0 < gamma < 1`` both forms take ``(1 - p)^gamma`` with :func:`exportloss.ops.numerics.focal_power`,
 whose gradient is 0 rather than NaN where a prediction is exactly right.
@@ -46,7 +49,7 @@ from ..ops.checks import (
     check_same_shape,
 )
 from ..ops.labels import valid_labels
-from ..ops.numerics import binary_cross_entropy_with_logits, focal_power
+from ..ops.numerics import binary_cross_entropy_with_logits, expm1, focal_power, log_softmax_at, sigmoid
 from ..ops.reduction import check_reduction, reduce_loss, reduce_valid
 
 
@@ -102,8 +105,8 @@ class FocalLoss(nn.Module):
             raise ValueError(f"labels must have the shape of logits without the class axis, {list(logits.shape[:-1])}; got {list(labels.shape)}")
         check_labels_in_range("labels", labels, self.num_classes, self.ignore_index)
         safe, valid = valid_labels(labels, self.num_classes, self.ignore_index)
-        log_p = logits.log_softmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        focal = focal_power(1.0 - log_p.exp(), self.gamma)
+        log_p = log_softmax_at(logits, safe)
+        focal = focal_power(-expm1(log_p), self.gamma)
         loss = -F.embedding(safe, self.alpha.to(log_p.dtype).unsqueeze(1)).squeeze(-1) * focal * log_p
         return reduce_valid(loss, valid, self.reduction)
 
@@ -139,7 +142,7 @@ class SigmoidFocalLoss(nn.Module):
         check_same_shape("logits", logits, "targets", targets)
         ce = binary_cross_entropy_with_logits(logits, targets)
         # 1 - p_t = p (1 - t) + (1 - p) t with 1 - p = σ(-x): exact for confident positives, where 1 - σ(x) rounds to 0.
-        miss = torch.sigmoid(logits) * (1.0 - targets) + torch.sigmoid(-logits) * targets
+        miss = sigmoid(logits) * (1.0 - targets) + sigmoid(-logits) * targets
         loss = focal_power(miss, self.gamma) * ce
         if self.alpha >= 0:
             loss = loss * ((1.0 - self.alpha) + (2.0 * self.alpha - 1.0) * targets)

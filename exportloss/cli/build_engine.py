@@ -25,18 +25,20 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, require_tensorrt
+    from ..trt.engine import EngineBuildError, TensorRTUnavailable, build_engine, has_precision_flags, require_tensorrt
     from ..trt.runner import engine_file_name
 
     check_tf32(args)
     try:
-        require_tensorrt()
+        trt = require_tensorrt()
     except TensorRTUnavailable as err:
         raise UsageError(str(err)) from None
     profile = shape_profile(args)
     models = list(trt_models(args))
     if args.output and len(models) > 1:
         raise UsageError("-o/--output names one plan; with several graphs, plans go to --engines DIR")
+    if args.precision == "fp16" and not has_precision_flags(trt):
+        check_float16(models)
     failed = 0
     for label, _, model in models:
         plan_precision = "tf32" if args.tf32 else args.precision
@@ -52,3 +54,15 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"built {label:<24} -> {result.path}  (TensorRT {result.tensorrt}, {result.precision}, "
                       f"{result.seconds:.1f} s, {result.bytes / 1e6:.1f} MB)")
     return 1 if failed else 0
+
+
+def check_float16(models) -> None:
+    """TensorRT 11 builds fp16 from an fp16 graph (:func:`exportloss.trt.fp16.to_float16`): every graph is
+    rewritten before the first engine is built, and one the rewrite refuses stops the run with its reason."""
+    from ..trt.fp16 import Float16Refused, to_float16
+
+    for label, _, model in models:
+        try:
+            to_float16(model)
+        except Float16Refused as err:
+            raise UsageError(f"{label}: --precision fp16: {err.reason}") from None

@@ -46,8 +46,10 @@ def focal_reference(logits: torch.Tensor, labels: torch.Tensor, alpha: list[floa
             per_item.append(0.0)
             continue
         shifted = row - row.max()
-        log_p = shifted[y] - math.log(math.fsum(np.exp(shifted)))
-        per_item.append(-alpha[y] * (1.0 - math.exp(log_p)) ** gamma * log_p)
+        # log Σ e^shifted = log1p(Σ e^shifted − 1), the sum exactly rounded: log(Σ) would lose the digits of the
+        # other classes' share below 1e-16 (a confident label), and 1 − p_y as 1 − exp(log p_y) likewise.
+        log_p = shifted[y] - math.log1p(math.fsum([*np.exp(shifted), -1.0]))
+        per_item.append(-alpha[y] * (-math.expm1(log_p)) ** gamma * log_p)
     return _reduce(per_item, valid, reduction, tuple(labels.shape))
 
 
@@ -62,9 +64,10 @@ def sigmoid_focal_reference(logits: torch.Tensor, targets: torch.Tensor, alpha: 
     t = targets.double().numpy()
     log_p, log_not_p = -_log1p_exp(-x), -_log1p_exp(x)
     ce = -(t * log_p + (1 - t) * log_not_p)
-    p = np.exp(log_p)
-    p_t = p * t + (1 - p) * (1 - t)
-    loss = ce * (1 - p_t) ** gamma
+    # 1 - p_t with p_t = p t + (1 - p)(1 - t), expanded: 1 - p_t formed by subtraction keeps no digit of a p_t
+    # within 1e-16 of 1 (a logit of 37), and only 4 digits at a logit of -29.
+    miss = np.exp(log_not_p) * t + np.exp(log_p) * (1 - t)
+    loss = ce * miss ** gamma
     if alpha >= 0:
         loss = loss * (alpha * t + (1 - alpha) * (1 - t))
     out = torch.from_numpy(loss)
@@ -124,21 +127,27 @@ def arc_softmax_reference(features: torch.Tensor, weight: torch.Tensor, s: float
     The sum over ``k != j`` multiplies by the all-ones-but-the-diagonal matrix, so no term is subtracted.
     Every exponent is shifted by the row's ``s · max cos θ``.
     """
+    others, own = _others_and_own(features, weight, s, m, margin)
+    return own / (others + own)
+
+
+def _others_and_own(features: torch.Tensor, weight: torch.Tensor, s: float, m: float, margin: str):
+    """``(Σ_{k != j} e^{s cos θ_ik}, e^{s φ_ij})``, both scaled by the row's ``e^{-s · max cos θ}``."""
     theta = _angles(features, weight)
     logits = s * torch.cos(theta)
     margined = s * _margined(theta, m, margin)
     shift = logits.amax(1, keepdim=True)
     num_classes = logits.shape[1]
     others = torch.exp(logits - shift) @ (torch.ones(num_classes, num_classes, dtype=torch.float64) - torch.eye(num_classes, dtype=torch.float64))
-    own = torch.exp(margined - shift)
-    return own / (others + own)
+    return others, torch.exp(margined - shift)
 
 
 def arcface_loss_reference(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, s: float, m: float,
                            margin: str = "arcface", reduction: str = "mean") -> torch.Tensor:
-    """``-log P_{i, y_i}`` of :func:`arc_softmax_reference`, reduced over samples with a valid label."""
-    probs = arc_softmax_reference(features, weight, s, m, margin)
+    """``-log P_{i, y_i}`` of :func:`arc_softmax_reference` as ``log1p(others / own)`` (``-log`` of a ``P`` within
+    1e-16 of 1 would be 0), reduced over samples with a valid label."""
+    others, own = _others_and_own(features, weight, s, m, margin)
     ys = labels.tolist()
     valid = [0 <= y < weight.shape[1] for y in ys]
-    per_item = [-math.log(probs[i, y].item()) if ok else 0.0 for i, (y, ok) in enumerate(zip(ys, valid))]
+    per_item = [math.log1p((others[i, y] / own[i, y]).item()) if ok else 0.0 for i, (y, ok) in enumerate(zip(ys, valid))]
     return _reduce(per_item, valid, reduction, tuple(labels.shape))

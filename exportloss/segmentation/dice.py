@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from ..ops.checks import check_float_tensor, check_label_tensor, check_labels_in_range
-from ..ops.numerics import focal_power
+from ..ops.numerics import focal_power, sigmoid
 from ..ops.reduction import reduce_loss
 from .options import SEGMENTATION_MODES, OverlapOptions  # noqa: F401 (SEGMENTATION_MODES: exportloss.segmentation.dice's too)
 
@@ -86,7 +86,7 @@ def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOpt
         truth = (one_hot if valid is None else one_hot & valid).to(probs.dtype)
         truth_squared = truth  # one-hot: t² = t
     else:
-        probs = flat.sigmoid() if options.from_logits else flat
+        probs = sigmoid(flat) if options.from_logits else flat  # relatively exact: Σp can be as small as smooth
         truth = target.reshape(batch, num_classes, -1).to(probs.dtype)
         valid = None if ignore_index is None else target.reshape(batch, num_classes, -1) != ignore_index
         if valid is not None:

@@ -13,15 +13,27 @@ Not every tensor can be fp16: fp16 overflows past 65504, and a 256-px box alread
   inputs shaped ``[..., 4]`` and named like the catalog's box inputs; ``pixel=`` names others) and everything computed from them: widths,
   areas, products, sums, enclosing boxes, squared distances. A ``Div`` of two such quantities is
   dimensionless (IoU, ``ρ²/c²``, the aspect ratio) and its output may be fp16.
+* **Scores stay float32** (by default :func:`score_inputs`: float graph inputs named like ``scores``), and
+  everything computed from them, by the same rule: their order and thresholds decide which boxes NMS keeps,
+  and fp16's 11 bits turn distinct scores into ties (the catalog's NMS graphs kept other boxes in fp16).
 * **Operators in** :data:`FLOAT32_OPS` **run in float32**: reductions and MatMul/Gemm (sums over many
   elements, whose fp16 accumulators lose the small terms and overflow), exponentials and logarithms
   (``exp`` of a logit above 11 overflows fp16). Outputs of the summing and exponential ones are
   pixel-scale for the rule above (they stay float32 until a Div brings them back to a ratio).
 * onnxconverter-common's own block list (operators without fp16 kernels in some runtimes: TopK,
   CumSum, Min, Max, Range, NonMaxSuppression...) stays float32 as well.
+* **Casts from integers and booleans to float stay float32** (exact up to 2^24, where fp16 is exact only
+  up to 2048). The converter would otherwise pair an fp16 ``Cast`` of a mask or an index with the
+  ``Cast`` back to float32 it puts before a float32 consumer, and remove both: the consumer would then
+  read the boolean or int64 tensor itself (``ReduceSum`` of a bool, ``Add`` of float and int64). A cast
+  of an integer is pixel-scale for the propagation rule (counts and indices can pass 2048); a cast of a
+  boolean (0 or 1) is not, unless the boolean itself compares pixel-scale values.
 
 Everything else (elementwise arithmetic on ratios, probabilities and normalised features) computes in
 fp16. The fp16 tolerance of verification is ``exportloss.trt.runner.FP16_TOLERANCE``.
+
+:func:`to_float16` checks what it wrote (the ONNX checker with strict shape and type inference): it
+returns a valid graph or raises :class:`Float16Refused` with one line naming the graph, the node and why.
 """
 
 from __future__ import annotations
@@ -34,7 +46,8 @@ import onnx
 import onnx.numpy_helper
 from onnx import TensorProto
 
-from ..onnx_graph import producers, tensor_dims, typed_values
+from ..model_files import METADATA_GRAPH
+from ..onnx_graph import metadata, producers, tensor_dims, typed_values
 
 FLOAT32_OPS: Mapping[str, str] = {
     **dict.fromkeys(("ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceProd",
@@ -54,6 +67,16 @@ SCALE_FREE_OPS = frozenset({"Div"})
 FP16_MIN_SUBNORMAL = 5.960464477539063e-08
 FP16_MAX = 65504.0
 
+FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
+
+
+class Float16Refused(ValueError):
+    """The fp16 rewrite of a graph would not be a valid graph; the message is one line naming the graph and why."""
+
+    def __init__(self, graph: str, reason: str) -> None:
+        super().__init__(f"{graph}: {reason}")
+        self.graph, self.reason = graph, reason
+
 
 BOX_INPUT_NAME = re.compile(r"box|^pred$|^target$|^anchors$")
 """Names the catalog gives box inputs: ``boxes1``, ``boxes``, ``gt_boxes``, ``pred_boxes``, ``pred``, ``target``, ``anchors``."""
@@ -70,12 +93,38 @@ def pixel_inputs(model: onnx.ModelProto) -> list[str]:
     return names
 
 
+def _value_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor the graph names, after shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return {value.name: value.type.tensor_type.elem_type for value in typed_values(inferred.graph)}
+
+
+SCORE_INPUT_NAME = re.compile(r"score")
+"""Names the catalog gives score inputs: ``scores``."""
+
+
+def score_inputs(model: onnx.ModelProto) -> list[str]:
+    """Detection scores: float graph inputs named like :data:`SCORE_INPUT_NAME`."""
+    return [value.name for value in model.graph.input
+            if value.type.tensor_type.elem_type == TensorProto.FLOAT and SCORE_INPUT_NAME.search(value.name)]
+
+
 def float32_nodes(model: onnx.ModelProto, pixel: Iterable[str] | None = None) -> dict[str, str]:
-    """Names of the nodes the policy keeps in float32, each with its reason (see the module docstring)."""
-    scaled = set(pixel_inputs(model) if pixel is None else pixel)
+    """Names of the nodes the policy keeps in float32, each with its reason (see the module docstring).
+
+    ``pixel`` names the inputs that stay float32 with everything computed from them (default: the box
+    coordinates of :func:`pixel_inputs` and the scores of :func:`score_inputs`).
+    """
+    scaled = set([*pixel_inputs(model), *score_inputs(model)] if pixel is None else pixel)
+    types = _value_types(model)
     kept: dict[str, str] = {}
     for node in model.graph.node:  # topological order, as the ONNX spec requires
-        if node.op_type in FLOAT32_OPS:
+        source = types.get(node.input[0]) if node.op_type == "Cast" and node.input else None
+        if source is not None and source not in FLOAT_TYPES and _cast_to(node) == TensorProto.FLOAT:
+            kept[node.name] = "cast of an integer or boolean"
+            if source != TensorProto.BOOL or node.input[0] in scaled:
+                scaled.update(node.output)
+        elif node.op_type in FLOAT32_OPS:
             kept[node.name] = FLOAT32_OPS[node.op_type]
             if node.op_type in LARGE_OUTPUT_OPS or any(i in scaled for i in node.input):
                 scaled.update(node.output)
@@ -89,8 +138,20 @@ def float32_nodes(model: onnx.ModelProto, pixel: Iterable[str] | None = None) ->
 def to_float16(model: onnx.ModelProto, pixel: Iterable[str] | None = None) -> onnx.ModelProto:
     """A copy of ``model`` computing in float16 where the policy allows, with float32 inputs and outputs.
 
-    ``pixel`` names the graph inputs holding pixel-scale values (default: :func:`pixel_inputs`).
+    ``pixel`` names the graph inputs that stay float32 (default: :func:`pixel_inputs` and :func:`score_inputs`). Raises
+    :class:`Float16Refused` (one line) when the result would not pass the ONNX checker.
     """
+    converted = _convert(model, pixel)
+    try:
+        onnx.checker.check_model(converted, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        name = metadata(model).get(METADATA_GRAPH) or model.graph.name or "the graph"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise Float16Refused(name, f"the fp16 rewrite gives an invalid graph ({first}); build it in fp32") from None
+    return converted
+
+
+def _convert(model: onnx.ModelProto, pixel: Iterable[str] | None) -> onnx.ModelProto:
     from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     named = onnx.ModelProto()

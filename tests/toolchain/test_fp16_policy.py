@@ -93,3 +93,96 @@ def test_box_family_fp16_graphs_verify_in_onnxruntime_on_pixel_boxes(name):
             finite = np.isfinite(w)
             err = np.abs(g[finite] - w[finite]) - FP16_TOLERANCE * (1 + np.abs(w[finite]))
             assert (err <= 0).all(), f"{case}: worst excess {err.max():.3g}"
+
+
+# --- the whole catalog: a valid fp16 graph or a one-line refusal --------------------------------------------
+
+
+def _convert_quietly(model: onnx.ModelProto) -> onnx.ModelProto:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the converter warns about constants it rounds
+        return to_float16(model)
+
+
+@pytest.mark.parametrize("name", catalog.names())
+def test_every_catalog_graph_rewrites_to_a_checked_fp16_graph_that_onnxruntime_runs(name):
+    entry = catalog.get(name)
+    model = _convert_quietly(onnx.load(str(MODELS / f"{name}.onnx")))
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, entry.verification_cases(n_random=1)[0].inputs)
+    want = {spec.name: spec.dtype for spec in entry.outputs}
+    assert {o.name: str(v.dtype) for o, v in zip(session.get_outputs(), outputs)} == want
+
+
+def test_casts_of_masks_and_indices_stay_float32_and_the_graph_stays_valid():
+    """The converter paired an fp16 Cast of a bool or int64 with the Cast back to float32 before a float32
+    consumer and removed both: ReduceSum then read the bool, Add the int64 (cluster_nms, rotated IoU)."""
+    nodes = [helper.make_node("Equal", ["labels", "classes"], ["eq"], name="eq"),
+             helper.make_node("Cast", ["eq"], ["mask"], to=TensorProto.FLOAT, name="mask"),
+             helper.make_node("ReduceSum", ["mask", "axes"], ["count"], keepdims=0, name="count"),
+             helper.make_node("Cast", ["labels"], ["index"], to=TensorProto.FLOAT, name="index"),
+             helper.make_node("CumSum", ["x", "axis"], ["running"], name="running"),
+             helper.make_node("Add", ["running", "index"], ["y"], name="y")]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("labels", TensorProto.INT64, [6]), helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+        [helper.make_tensor_value_info("count", TensorProto.FLOAT, []), helper.make_tensor_value_info("y", TensorProto.FLOAT, [6])],
+        [numpy_helper.from_array(np.arange(6, dtype=np.int64) % 2, "classes"), numpy_helper.from_array(np.array([0], np.int64), "axes"),
+         numpy_helper.from_array(np.array(0, np.int64), "axis")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    kept = float32_nodes(model)
+    assert kept["mask"] == kept["index"] == "cast of an integer or boolean"
+    converted = _convert_quietly(model)
+    onnx.checker.check_model(converted, full_check=True)
+    labels, x = np.array([0, 1, 3000, 1, 0, 2049], np.int64), np.ones(6, np.float32)
+    count, y = ort.InferenceSession(converted.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"labels": labels, "x": x})
+    assert count == 4 and y.tolist() == (np.cumsum(x) + labels).tolist()  # 2049 and 3000 are not fp16 numbers
+
+
+@pytest.mark.parametrize("name", ["fast_nms", "cluster_nms", "cluster_diou_nms"])
+def test_fp16_nms_keeps_the_boxes_float32_keeps(name):
+    """Scores stay float32: in fp16 distinct scores become ties, and the catalog's NMS graphs kept other boxes."""
+    entry = catalog.get(name)
+    original = onnx.load(str(MODELS / f"{name}.onnx"))
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                for m in (original, _convert_quietly(original))]
+    for case in entry.verification_cases(n_random=3)[:3]:
+        fp32, fp16 = (session.run(None, case.inputs) for session in sessions)
+        for a, b in zip(fp32, fp16):
+            np.testing.assert_allclose(b, a, rtol=FP16_TOLERANCE, atol=FP16_TOLERANCE, err_msg=case.name)
+
+
+def test_a_graph_the_rewrite_cannot_make_valid_is_refused_in_one_line(monkeypatch):
+    from exportloss.trt import fp16
+
+    def broken(model, pixel):  # an Add of float16 and int64, as the converter once wrote
+        graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [2]),
+                                   helper.make_tensor_value_info("b", TensorProto.INT64, [2])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2])])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+    monkeypatch.setattr(fp16, "_convert", broken)
+    with pytest.raises(fp16.Float16Refused) as refused:
+        to_float16(onnx.load(str(MODELS / "rotated_iou_loss.onnx")))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("rotated_iou_loss: the fp16 rewrite gives an invalid graph (")
+    assert message.endswith("; build it in fp32")
+
+
+def test_build_engine_fp16_names_a_refused_graph_before_building_anything(monkeypatch, capsys):
+    """On TensorRT 11 (no BuilderFlag.FP16) fp16 engines come from the rewrite: a refusal stops the run first."""
+    from exportloss.cli import main
+    from exportloss.trt import engine, fp16
+
+    tensorrt_11 = type("tensorrt", (), {"BuilderFlag": type("BuilderFlag", (), {"TF32": "TF32"})})
+    built = []
+    monkeypatch.setattr(engine, "require_tensorrt", lambda: tensorrt_11)
+    monkeypatch.setattr(engine, "build_engine", lambda *args, **kwargs: built.append(args))
+    monkeypatch.setattr(fp16, "_convert", lambda model, pixel: onnx.ModelProto() if "rotated" in fp16.metadata(model).get(
+        "exportloss.graph", "") else model)
+    assert main(["build-engine", "pairwise_iou", "rotated_iou_loss", "--precision", "fp16", "--models", str(MODELS)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("exportloss build-engine: error: rotated_iou_loss: --precision fp16: the fp16 rewrite")
+    assert built == []
