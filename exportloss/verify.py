@@ -130,8 +130,13 @@ def verify(
     """Verify one ONNX file on ``backend`` (default: onnxruntime on the CPU).
 
     Returns the row against the reference and, with ``against``, a second row comparing ``backend``'s
-    outputs with ``against``'s on the same inputs.
+    outputs with ``against``'s on the same inputs. A model written by ``exportloss attach`` is verified end
+    to end instead (:func:`exportloss.detector_nms.verify.verify_attached`; ``against`` does not apply).
     """
+    from .detector_nms.verify import is_attached, verify_attached
+
+    if entry is None and is_attached(path):
+        return verify_attached(path, backend, seed)
     model, entry = load_catalog_model(path, entry)
     return _verify_loaded(Path(path), model, entry, [backend or OrtBackend.cpu()], seed, against)
 
