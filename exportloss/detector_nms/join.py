@@ -2,9 +2,10 @@
 
 Steps, each failing with a one-line ``ValueError`` naming the argument or output:
 
-1. Find the detector outputs the layout reads (``boxes=``/``scores=`` by name, else the only outputs whose
-   shapes fit the layout) and their batch size: a dynamic batch is fixed at ``batch`` (required then), a
-   static one must equal ``batch`` when given; the other dimensions must be static.
+1. Make the detector's shapes static: a dynamic batch is fixed at ``batch`` (required then), every other
+   input dimension must be static, and output dimensions shape inference leaves open are read from one
+   onnxruntime run on zeros. Then find the outputs the layout reads (``boxes=``/``scores=`` by name, else
+   the only outputs whose shapes fit the layout); their batch must equal ``batch`` when given.
 2. Export :class:`~exportloss.detector_nms.layouts.AttachedNMS` with inputs of exactly those shapes and
    dtypes through the project's exporter (:func:`exportloss.export.export_model`: checker, strict shape
    inference, banned operators, static shapes), at the detector's opset: the dynamo exporter from opset 18,
@@ -34,7 +35,7 @@ import torch
 from .. import __version__
 from ..catalog import GraphEntry, TensorSpec
 from ..detection.options import NMSOptions, RotatedNMSOptions
-from ..onnx_graph import default_opset, format_dims, metadata, opsets, tensor_dims
+from ..onnx_graph import default_opset, format_dims, graph_inputs, metadata, opsets, tensor_dims
 from .layouts import LAYOUTS, TWO_OUTPUTS, AttachedNMS
 
 METADATA_ATTACHED = "exportloss.attached"
@@ -104,7 +105,9 @@ def attach(model: onnx.ModelProto | str | os.PathLike | bytes, *, layout: str, n
     if METADATA_ATTACHED in metadata(detector):
         raise ValueError("the model already has exportloss NMS attached (its exportloss.attached metadata); attach to the detector itself")
     module = AttachedNMS(layout, nms, box_format, num_classes, options, **keywords)
-    detector, chosen, batch = _fix_batch(detector, _choose_outputs(detector, layout, boxes, scores), batch)
+    detector = _with_static_shapes(detector, batch)
+    chosen = _choose_outputs(detector, layout, boxes, scores)
+    batch = _batch_of(chosen, batch)
     specs = tuple(TensorSpec(f"{name}", _static(value), FLOAT_TYPES[value.type.tensor_type.elem_type])
                   for name, value in zip(_input_names(layout), chosen))
     detector, nms_model = _export_nms(detector, module, specs, batch)
@@ -214,34 +217,73 @@ def _static(value: onnx.ValueInfoProto) -> tuple[int, ...]:
     return dims  # type: ignore[return-value]
 
 
-def _fix_batch(model: onnx.ModelProto, chosen: list[onnx.ValueInfoProto],
-               batch: int | None) -> tuple[onnx.ModelProto, list[onnx.ValueInfoProto], int]:
-    """The detector with a static batch, the chosen outputs (re-read) and that batch."""
+def _with_static_shapes(model: onnx.ModelProto, batch: int | None) -> onnx.ModelProto:
+    """The detector with every input and output shape static: a dynamic batch fixed at ``batch``, output
+    dimensions that shape inference leaves open read from one onnxruntime run on zeros."""
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"--batch must be a positive integer; got {batch!r}")
-    batches = {tensor_dims(value)[0] for value in chosen}
-    if len(batches) > 1:
-        raise ValueError(f"outputs {', '.join(_describe(v) for v in chosen)} disagree on the batch size")
-    (found,) = batches
-    if found is not None:
-        if batch is not None and batch != found:
-            raise ValueError(f"--batch {batch}: the detector's output {_describe(chosen[0])} has batch {found}")
-        return model, chosen, found
-    if batch is None:
-        raise ValueError(f"the detector's batch is dynamic ({_describe(chosen[0])}); give --batch B (the fixed-shape NMS needs one)")
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
-    dynamic = [value for value in fixed.graph.input if value.type.tensor_type.shape.dim
-               and not value.type.tensor_type.shape.dim[0].HasField("dim_value")]
-    for value in [*dynamic, *(v for v in fixed.graph.output if v.name in {c.name for c in chosen})]:
-        value.type.tensor_type.shape.dim[0].dim_value = batch
-    del fixed.graph.value_info[:]  # inferred again below, at the fixed batch
+    inputs = graph_inputs(fixed)
+    for value in inputs:
+        dims = tensor_dims(value)
+        if dims and (dims[0] is None or dims[0] <= 0):
+            if batch is None:
+                raise ValueError(f"the detector's batch is dynamic (input {_describe(value)}); give --batch B "
+                                 "(the fixed-shape NMS needs one)")
+            value.type.tensor_type.shape.dim[0].dim_value = batch
+        dims = tensor_dims(value)
+        if dims is None or any(d is None or d <= 0 for d in dims):
+            raise ValueError(f"detector input {_describe(value)} has a dynamic dimension besides the batch: "
+                             "export the detector at a fixed image size")
+    if all(tensor_dims(v) is not None and None not in tensor_dims(v) for v in fixed.graph.output):
+        return fixed
+    del fixed.graph.value_info[:]  # inferred again at the fixed input shapes
     try:
-        fixed = onnx.shape_inference.infer_shapes(fixed)
-    except Exception as err:  # noqa: BLE001 - onnx raises several kinds
-        raise ValueError(f"--batch {batch}: shape inference of the detector failed ({_first_line(err)})") from None
-    outputs = {value.name: value for value in fixed.graph.output}
-    return fixed, [outputs[value.name] for value in chosen], batch
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:  # noqa: BLE001 - onnx raises several kinds; the run below decides
+        inferred = fixed
+    declared = {v.name: v for v in fixed.graph.output}
+    open_outputs = []
+    for value in inferred.graph.output:
+        dims = tensor_dims(value)
+        if dims is None or None in dims:
+            open_outputs.append(value.name)
+        else:
+            declared[value.name].type.CopyFrom(value.type)
+    if open_outputs:
+        for name, shape in _run_shapes(fixed, open_outputs).items():
+            del declared[name].type.tensor_type.shape.dim[:]
+            declared[name].type.tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension(dim_value=d) for d in shape)
+    return fixed
+
+
+def _run_shapes(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the outputs ``names`` from one onnxruntime run of the detector on zero inputs."""
+    import onnxruntime as ort
+
+    from ..backends.ort import quiet_onnxruntime
+
+    feeds = {v.name: np.zeros(tensor_dims(v), onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type))
+             for v in graph_inputs(model)}
+    try:
+        with quiet_onnxruntime():
+            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            results = session.run(names, feeds)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises bare RuntimeErrors
+        raise ValueError(f"shape inference left outputs {', '.join(names)} open and onnxruntime could not run the "
+                         f"detector to read them ({_first_line(err)})") from None
+    return {name: tuple(result.shape) for name, result in zip(names, results)}
+
+
+def _batch_of(chosen: list[onnx.ValueInfoProto], batch: int | None) -> int:
+    found = {tensor_dims(value)[0] for value in chosen}
+    if len(found) > 1:
+        raise ValueError(f"outputs {', '.join(_describe(v) for v in chosen)} disagree on the batch size")
+    (size,) = found
+    if batch is not None and batch != size:
+        raise ValueError(f"--batch {batch}: the detector's output {_describe(chosen[0])} has batch {size}")
+    return size
 
 
 def _nms_entry(module: AttachedNMS, specs: tuple[TensorSpec, ...], batch: int) -> GraphEntry:
