@@ -194,6 +194,8 @@ def _choose_outputs(model: onnx.ModelProto, layout: str, boxes: str | None, scor
         else:
             fitting = [v for v in outputs.values() if _fits(layout, v, role) and v not in chosen
                        and (role != "scores" or tensor_dims(v)[:2] == tensor_dims(chosen[0])[:2])]
+            if role == "scores" and len(fitting) > 1:  # a second [B, N, 4] output is more likely boxes than 4 classes
+                fitting = [v for v in fitting if tensor_dims(v)[-1] != 4] or fitting
             if len(fitting) != 1:
                 what = "no output" if not fitting else "outputs " + ", ".join(_describe(v) for v in fitting)
                 raise ValueError(f"layout {layout} ({_LAYOUT_SHAPES[layout]}): {what} fit{'s' if len(fitting) == 1 else ''} "
