@@ -194,8 +194,9 @@ def _choose_outputs(model: onnx.ModelProto, layout: str, boxes: str | None, scor
         else:
             fitting = [v for v in outputs.values() if _fits(layout, v, role) and v not in chosen
                        and (role != "scores" or tensor_dims(v)[:2] == tensor_dims(chosen[0])[:2])]
-            if role == "scores" and len(fitting) > 1:  # a second [B, N, 4] output is more likely boxes than 4 classes
-                fitting = [v for v in fitting if tensor_dims(v)[-1] != 4] or fitting
+            if len(fitting) > 1:  # boxes [B, N, 4] and 4-class scores [B, N, 4] both fit: the names may tell
+                named_like = [v for v in fitting if any(hint in v.name.lower() for hint in _NAME_HINTS[role])]
+                fitting = named_like if len(named_like) == 1 else fitting
             if len(fitting) != 1:
                 what = "no output" if not fitting else "outputs " + ", ".join(_describe(v) for v in fitting)
                 raise ValueError(f"layout {layout} ({_LAYOUT_SHAPES[layout]}): {what} fit{'s' if len(fitting) == 1 else ''} "
@@ -206,6 +207,9 @@ def _choose_outputs(model: onnx.ModelProto, layout: str, boxes: str | None, scor
         raise ValueError(f"--boxes and --scores name the same output {chosen[0].name!r}")
     return chosen
 
+
+_NAME_HINTS = {"boxes": ("box",), "scores": ("score", "logit", "conf", "prob", "cls", "class"), "prediction": ("output",)}
+"""Parts of output names that settle which of several outputs with fitting shapes is which."""
 
 _LAYOUT_SHAPES = {"yolo": "one output [B, 4+C, N]", "yolo-obj": "one output [B, N, 5+C]", "obb": "one output [B, 4+C+1, N]",
                   "boxes-scores": "boxes [B, N, 4] and scores [B, N, C] or [B, N]"}
