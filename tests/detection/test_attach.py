@@ -59,6 +59,13 @@ def test_attach_then_verify_each_layout(attached, layout):
     assert any("kept sets equal greedy NMS over the top" in note for note in row.notes), row.notes
 
 
+def test_verify_command_on_a_joined_file(attached, capsys):
+    _, joined = attached("yolo")
+    assert main(["verify", str(joined), "--backend", "ort"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "longest suppression chain" in out and "1 passed, 0 failed" in out
+
+
 @pytest.mark.parametrize("layout", list(CASES))
 def test_joined_file_passes_check_trt(attached, layout, capsys):
     _, joined = attached(layout)
