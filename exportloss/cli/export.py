@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             if args.tile_rows is not None:
                 entry = with_tile_rows(entry, args.tile_rows)
-            if options:
+            if options:  # at the graph's new sizes: an option may depend on them (one alpha per class)
+                entry = entry.at(sizes, shapes)
                 entry = entry.at(options=entry.parse_options(options))
             result = export_graph(entry, args.output, args.exporter, args.opset, shapes, sizes)
         except ModelFileError:

@@ -98,3 +98,10 @@ def test_list_name_shows_sizes_and_options(capsys):
     assert "batch=2 boxes=1000 classes=80" in out
     assert "iou_thr" in out and "'iou', 'diou'" in out and "in [-1, 1]" in out
     assert "gamma" in out and "(21 values)" in out
+
+
+def test_options_are_checked_at_the_new_sizes(tmp_path):
+    """A per-class alpha fits the class count --size sets, not the catalog's 21."""
+    assert main(["export", "focal_loss", "-o", str(tmp_path), "--size", "classes=3", "--option", "alpha=0.2,0.3,0.5"]) == 0
+    rows = verify(tmp_path / "focal_loss.onnx")
+    assert rows and all(row.passed for row in rows), [row.failures for row in rows]
