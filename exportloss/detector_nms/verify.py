@@ -27,6 +27,7 @@ import onnx
 
 from ..backends import Backend, BackendUnavailable, SessionError
 from ..catalog import Case, GraphEntry, TensorSpec
+from ..model_files import ModelFileError
 from ..onnx_graph import dtype_name, graph_inputs, tensor_dims
 from ..tolerance import Tolerance
 from ..verify import VerifyRow, compare
@@ -71,7 +72,7 @@ def verify_attached(path: str | Path, backend: Backend | None = None, seed: int 
     model = onnx.load_from_string(data)
     stamp = attached_stamp(model)
     if stamp is None:
-        raise ValueError(f"{path}: no exportloss.attached metadata (not written by `exportloss attach`)")
+        raise ModelFileError(f"{path}: no exportloss.attached metadata (not written by `exportloss attach`)")
     exposed = _exposing_detector_outputs(model, stamp)
     entry = _entry(path, model, stamp)
     row = VerifyRow(path.name, backend.name, backend.precision)
@@ -167,7 +168,7 @@ def _exposing_detector_outputs(model: onnx.ModelProto, stamp: AttachStamp) -> on
     exposed.CopyFrom(model)
     for name in stamp.detector_outputs:
         if name not in typed:
-            raise ValueError(f"detector output {name!r} named in the exportloss.attached stamp is not in the model")
+            raise ModelFileError(f"detector output {name!r} named in the exportloss.attached stamp is not in the model")
         exposed.graph.output.append(typed[name])
     return exposed
 

@@ -64,6 +64,8 @@ def test_verify_command_on_a_joined_file(attached, capsys):
     assert main(["verify", str(joined), "--backend", "ort"]) == 0
     out = capsys.readouterr().out
     assert "PASS" in out and "longest suppression chain" in out and "1 passed, 0 failed" in out
+    assert main(["verify", str(joined), "--backend", "ort", "--against", "ort"]) == 2
+    assert "--against does not apply to a model written by `exportloss attach`" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("layout", list(CASES))
