@@ -20,3 +20,13 @@ from .segmentation import *  # noqa: E402,F403
 from .segmentation import __all__ as _segmentation
 
 __all__ = [*_boxes, *_classification, *_segmentation, *_detection]
+
+
+def __getattr__(name: str):
+    """``exportloss.attach`` (:func:`exportloss.detector_nms.join.attach`) needs onnx, the ``export`` extra:
+    it is imported on first use, so ``import exportloss`` stays torch and numpy only."""
+    if name == "attach":
+        from .detector_nms.join import attach
+
+        return attach
+    raise AttributeError(f"module 'exportloss' has no attribute {name!r}")

@@ -24,7 +24,7 @@ import torch
 from . import __version__
 from .catalog import CATALOG, GraphEntry, Shapes, Sizes
 from .graph_checks import check_graph
-from .model_files import MANIFEST, METADATA_GRAPH, METADATA_SIZES, read_manifest, write_model
+from .model_files import MANIFEST, METADATA_GRAPH, METADATA_OPTIONS, METADATA_SIZES, read_manifest, write_model
 from .onnx_graph import default_opset, model_nodes, tensor_specs
 from .ops.tile_plans import recording_tile_plans
 from .row_tiles import tile_planes
@@ -181,6 +181,8 @@ def _stamp(model: onnx.ModelProto, entry: GraphEntry, exporter: str) -> None:
         # Sizes that the inputs may not show (a class count): verification rebuilds the module from them.
         # Not written at the catalog's own sizes, so the committed catalog graphs stay byte-identical.
         props[METADATA_SIZES] = json.dumps(dict(entry.sizes), sort_keys=True)
+    if entry.options:  # --option values: verification rebuilds the module (and so the reference) with them
+        props[METADATA_OPTIONS] = json.dumps(dict(entry.options), sort_keys=True)
     onnx.helper.set_model_props(model, props)
 
 

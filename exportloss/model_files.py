@@ -33,6 +33,9 @@ METADATA_GRAPH = "exportloss.graph"
 METADATA_SIZES = "exportloss.sizes"
 """Model metadata key holding the graph's named sizes as JSON, written when they are not the catalog's."""
 
+METADATA_OPTIONS = "exportloss.options"
+"""Model metadata key holding the options set with ``--option`` as JSON, written when there are any."""
+
 
 class ModelFileError(ValueError):
     """A model file or manifest that cannot be used: missing, unreadable, not ONNX, not the graph it claims.
@@ -104,7 +107,7 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     ``catalog_graph`` (verification needs it) the model also carries the catalog name stamp written at
     export, the name is a catalog graph (and ``entry``'s, when one is given), and its inputs and outputs
     have the catalog entry's names, dtypes and ranks, and the entry comes back at the model's sizes (the
-    ``exportloss.sizes`` stamp, then its static input shapes). Without it (any ONNX file, as ``check-trt``
+    ``exportloss.sizes`` stamp, then its static input shapes) and options (the ``exportloss.options`` stamp). Without it (any ONNX file, as ``check-trt``
     takes) ``entry`` is returned as given.
     """
     from . import catalog
@@ -142,9 +145,10 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     _check_interface(path, model, entry)
     try:
         sizes = json.loads(stamps[METADATA_SIZES]) if METADATA_SIZES in stamps else None
-        return model, entry.at(sizes, static_input_shapes(model))
+        options = json.loads(stamps[METADATA_OPTIONS]) if METADATA_OPTIONS in stamps else None
+        return model, entry.at(sizes, static_input_shapes(model), options)
     except (ValueError, AttributeError) as err:  # a foreign or garbled stamp, inputs that contradict it
-        raise ModelFileError(f"{path}: its sizes do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
+        raise ModelFileError(f"{path}: its sizes or options do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
 
 
 def _check_against_manifest(path: Path) -> None:

@@ -31,7 +31,7 @@ from .backends import Backend, BackendUnavailable, SessionError
 from .backends.ort import OrtBackend
 from .catalog import VERIFICATION_SEED, Case, GraphEntry
 from .export import to_torch
-from .model_files import ModelMismatchError, load_model
+from .model_files import ModelFileError, ModelMismatchError, load_model
 from .tolerance import Tolerance
 
 REFERENCE = "reference"
@@ -130,8 +130,16 @@ def verify(
     """Verify one ONNX file on ``backend`` (default: onnxruntime on the CPU).
 
     Returns the row against the reference and, with ``against``, a second row comparing ``backend``'s
-    outputs with ``against``'s on the same inputs.
+    outputs with ``against``'s on the same inputs. A model written by ``exportloss attach`` is verified end
+    to end instead (:func:`exportloss.detector_nms.verify.verify_attached`; ``against`` does not apply).
     """
+    from .detector_nms.verify import is_attached, verify_attached
+
+    if entry is None and is_attached(path):
+        if against is not None:
+            raise ModelFileError(f"{path}: --against does not apply to a model written by `exportloss attach` "
+                                 "(it is verified against greedy NMS on its detector's outputs)")
+        return verify_attached(path, backend, seed)
     model, entry = load_catalog_model(path, entry)
     return _verify_loaded(Path(path), model, entry, [backend or OrtBackend.cpu()], seed, against)
 

@@ -5,7 +5,8 @@ boxes, classes, feature dim, spatial dims) with their catalog defaults, how to b
 module at those sizes, its input and output specs written in those sizes, how to draw fresh seeded
 inputs and edge cases for any size, the float64 eager reference to verify against, and the
 :class:`~exportloss.tolerance.Tolerance`. ``entry.at(sizes=..., shapes=...)`` is the same graph at other
-sizes (``--size``, ``--shape``); everything else derives from ``entry.sizes``.
+sizes (``--size``, ``--shape``); everything else derives from ``entry.sizes``. ``entry.at(options=...)``
+(``--option``) sets options of its module (:mod:`.graph_options`); the reference reads them from the module.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import torch
 from torch import nn
 
 from ..tolerance import Tolerance
+from .graph_options import OptionSpec, configure, option_specs, option_values
 
 Sizes = Mapping[str, int]
+OptionValues = Mapping[str, object]
 Shapes = Mapping[str, tuple[int, ...]]
 Inputs = dict[str, np.ndarray]
 Dim = int | str
@@ -85,6 +88,8 @@ class GraphEntry:
         readme: what the README's catalog tables say about the graph (default: ``summary``); consecutive
             entries with the same text and shapes share a row.
         allowed_ops: operators that are otherwise banned from exported graphs but this graph may use.
+        options: option values set with ``at(options=...)`` (``--option``), applied to the module ``make``
+            builds; empty for the catalog's own settings.
     """
 
     name: str
@@ -99,14 +104,20 @@ class GraphEntry:
     tolerance: Tolerance = Tolerance()
     readme: str = ""
     allowed_ops: frozenset[str] = field(default_factory=frozenset)
+    options: OptionValues = field(default_factory=dict)
 
-    def at(self, sizes: Sizes | None = None, shapes: Shapes | None = None) -> GraphEntry:
+    def at(self, sizes: Sizes | None = None, shapes: Shapes | None = None, options: OptionValues | None = None) -> GraphEntry:
         """This graph at other sizes: ``sizes`` by name (``--size``), and the sizes each of ``shapes`` names
-        (``--shape``: every named dimension sets its size, every fixed one must match).
+        (``--shape``: every named dimension sets its size, every fixed one must match); with ``options``
+        (``--option``) set on top of any set before.
 
-        Raises ``ValueError`` (one line naming the argument) for an unknown size or input, a rank or fixed
-        extent that differs, a negative size, and two arguments that give one size different values.
+        Raises ``ValueError`` (one line naming the argument) for an unknown size, input or option, a rank or
+        fixed extent that differs, a negative size, two arguments that give one size different values,
+        and an option value the graph's module refuses.
         """
+        if options:
+            entry = self.at(sizes, shapes)
+            return dataclasses.replace(entry, options=entry._checked_options(options))
         unknown = [name for name in (sizes or {}) if name not in self.sizes]
         if unknown:
             raise ValueError(f"graph {self.name!r} has no size {', '.join(unknown)}; its sizes are {', '.join(self.sizes)}")
@@ -137,6 +148,39 @@ class GraphEntry:
             return self
         return dataclasses.replace(self, sizes={**self.sizes, **{name: value for name, (value, _) in given.items()}})
 
+    def _checked_options(self, options: OptionValues) -> dict[str, object]:
+        """``self.options`` updated with ``options``, each checked alone (the error names it), then all together."""
+        module = self.make(self.sizes)
+        known = option_values(module)
+        unknown = [name for name in options if name not in known]
+        if unknown:
+            raise ValueError(f"graph {self.name!r} has no option {', '.join(unknown)}; its options are {', '.join(known) or 'none'}")
+        merged = {**self.options, **options}
+        for name, value in options.items():
+            try:
+                configure(module, {**self.options, name: value})
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"--option {name}={_text(value)}: {_first_line(err)}") from None
+        try:
+            configure(module, merged)
+        except (ValueError, TypeError) as err:
+            given = " ".join(f"--option {name}={_text(value)}" for name, value in options.items())
+            raise ValueError(f"{given}: {_first_line(err)}") from None
+        return merged
+
+    def option_specs(self) -> dict[str, OptionSpec]:
+        """Every option of this graph's module (``--option KEY=VALUE``), at this entry's values."""
+        return option_specs(self.build())
+
+    def parse_options(self, texts: Mapping[str, str]) -> dict[str, object]:
+        """``{option: text}`` from the command line as typed values (each option's annotation decides);
+        ``ValueError`` (one line) for an unknown option or a value of the wrong type."""
+        specs = self.option_specs()
+        unknown = [name for name in texts if name not in specs]
+        if unknown:
+            raise ValueError(f"graph {self.name!r} has no option {', '.join(unknown)}; its options are {', '.join(specs) or 'none'}")
+        return {name: specs[name].parse(text) for name, text in texts.items()}
+
     def shapes(self, overrides: Shapes | None = None) -> InputShapes:
         """Input shapes at this entry's sizes (after ``overrides``, from ``--shape``, when given)."""
         entry = self.at(shapes=overrides)
@@ -154,8 +198,8 @@ class GraphEntry:
         return [spec.name for spec in self.outputs]
 
     def build(self) -> nn.Module:
-        """The module at this entry's sizes (resize with :meth:`at` first)."""
-        return self.make(self.sizes)
+        """The module at this entry's sizes and options (change them with :meth:`at` first)."""
+        return configure(self.make(self.sizes), self.options)
 
     def example_inputs(self, shapes: Shapes | None = None) -> Inputs:
         return self.random_inputs(self.shapes(shapes), np.random.default_rng(EXAMPLE_SEED))
@@ -169,6 +213,14 @@ class GraphEntry:
 
     def dtype_of(self, name: str) -> str:
         return next(spec.dtype for spec in self.inputs if spec.name == name)
+
+
+def _text(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 class UnknownGraphError(LookupError):

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                    help="an input's static shape, e.g. boxes1=1x100x4: sets the sizes its dimensions name (one graph only)")
     p.add_argument("--size", action="append", default=[], metavar="NAME=N",
                    help="a named size, e.g. classes=10000 (`exportloss list` shows each graph's sizes; one graph only)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the graph's module, e.g. iou_thr=0.6 or reduction=none; repeatable "
+                        "(`exportloss list NAME` shows each graph's options; one graph only)")
     p.add_argument("--tile-rows", type=int, metavar="R",
                    help="pairwise graphs: boxes1 rows per row tile (default: sized to a 2 MiB per-core cache; >= N: untiled)")
     p.set_defaults(func=run)
@@ -33,12 +36,16 @@ def run(args: argparse.Namespace) -> int:
     entries = selected_entries(args)
     shapes = dict(parse_shape(s) for s in args.shape)
     sizes = dict(parse_size(s) for s in args.size)
-    if (shapes or sizes) and len(entries) > 1:
-        raise UsageError("--shape and --size apply to one graph at a time")
+    options = option_texts(args.option)
+    if (shapes or sizes or options) and len(entries) > 1:
+        raise UsageError("--shape, --size and --option apply to one graph at a time")
     for entry in entries:
         try:
             if args.tile_rows is not None:
                 entry = with_tile_rows(entry, args.tile_rows)
+            if options:  # at the graph's new sizes: an option may depend on them (one alpha per class)
+                entry = entry.at(sizes, shapes)
+                entry = entry.at(options=entry.parse_options(options))
             result = export_graph(entry, args.output, args.exporter, args.opset, shapes, sizes)
         except ModelFileError:
             raise
@@ -48,3 +55,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"-o {args.output}: cannot write there ({err.strerror or err})") from None
         console.print(f"exported {entry.name:<24} -> {result.path}  (opset {result.opset}, {args.exporter})")
     return 0
+
+
+def option_texts(texts: list[str]) -> dict[str, str]:
+    """``["iou_thr=0.6", ...]`` -> ``{"iou_thr": "0.6", ...}``; a malformed or repeated KEY is a usage error."""
+    options: dict[str, str] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise UsageError(f"--option expects KEY=VALUE, like iou_thr=0.6; got {text!r}")
+        if key in options:
+            raise UsageError(f"--option {key} is given twice ({key}={options[key]} and {text})")
+        options[key] = value.strip()
+    return options
