@@ -246,7 +246,8 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, options: _Suppressio
     first_change = torch.where(changed, rank, float(k)).amin(dim=1, keepdim=True)
     kept_before_change = (kept & (rank < first_change)).sum(dim=1)
     converged = (first_change.squeeze(1) >= k) | (kept_before_change >= options.max_det)
-    num_capped = (pair_scores > options.score_thr).sum(dim=1) - above.sum(dim=1)
+    # Counted in float32, exact below 2**24 pairs (MAX_PAIRS): onnxruntime's int64 ReduceSum over N·C pairs costs ~1 ms.
+    num_capped = ((pair_scores > options.score_thr).to(_KEY_DTYPE).sum(dim=1) - above.to(_KEY_DTYPE).sum(dim=1)).to(torch.int64)
 
     # Slots in the tie rule's order: unique keys, kept candidates (K, 2K] by rank, the others (0, K],
     # so TopK has no ties to break and the first num_dets slots are the kept ones.
