@@ -1,7 +1,8 @@
 """Example (a): a small detector head and Cluster-DIoU-NMS exported as ONE ONNX graph, verified end to end.
 
 The graph takes a feature map and returns fixed-shape detections (``num_dets [B]``,
-``det_boxes [B, 100, 4]``, ``det_scores [B, 100]``, ``det_classes [B, 100]``): no NonMaxSuppression,
+``det_boxes [B, 100, 4]``, ``det_scores [B, 100]``, ``det_classes [B, 100]``, ``det_indices``, ``converged``,
+``num_capped``): no NonMaxSuppression,
 NonZero or Loop, so TensorRT builds it without plugins. It is exported with both exporters and run in
 onnxruntime on fresh seeded feature maps (and an all-zero map, where every score ties), against the
 eager head followed by the plain-loop greedy DIoU-NMS reference.
@@ -95,7 +96,9 @@ ENTRY = GraphEntry(
     make=lambda sizes: DetectorWithNMS(),
     inputs=(TensorSpec("features", ("batch", *FEATURES[1:])),),
     outputs=(TensorSpec("num_dets", ("batch",), "int64"), TensorSpec("det_boxes", ("batch", 100, 4)),
-             TensorSpec("det_scores", ("batch", 100)), TensorSpec("det_classes", ("batch", 100), "int64")),
+             TensorSpec("det_scores", ("batch", 100)), TensorSpec("det_classes", ("batch", 100), "int64"),
+             TensorSpec("det_indices", ("batch", 100), "int64"), TensorSpec("converged", ("batch",), "bool"),
+             TensorSpec("num_capped", ("batch",), "int64")),
     reference=end_to_end_reference,
     random_inputs=lambda shapes, rng: {"features": rng.normal(0.0, 1.0, shapes["features"]).astype(np.float32)},
     edge_cases=lambda shapes, rng: [Case("all-zero-features", {"features": np.zeros(shapes["features"], np.float32)})],
