@@ -12,16 +12,30 @@ One iteration is **Fast NMS** (YOLACT): already-suppressed candidates still supp
 drop boxes greedy NMS keeps. Iterating is **Cluster-NMS** (Zheng et al.): after ``t`` iterations
 every candidate whose longest chain of suppressors is shorter than ``t`` is decided exactly as
 greedy NMS decides it, so ``iterations >= candidates`` always reproduces greedy NMS, and far fewer
-suffice on real detector output (:data:`~exportloss.detection.options.DEFAULT_ITERATIONS`, measured; see the README).
+suffice on real detector output (``iterations="auto"``: :data:`~exportloss.detection.options.AUTO_ITERATIONS`,
+measured; see the README). No fixed count is enough for every input (a chain of boxes each overlapping
+only its neighbours needs as many iterations as boxes), so the graph certifies each image instead:
+
+**Exactness flags.** ``converged [B]``: greedy NMS's keep vector is the iteration's only fixed point, and a
+prefix (in the score order) of the current vector on which one more iteration changes nothing is a prefix
+of greedy's (each candidate is decided by the ones before it). The graph runs that one more iteration:
+``converged`` is true when it changes no candidate above ``score_thr``, or when ``max_det`` kept candidates
+precede the first it changes; it is false exactly when the detections differ from greedy NMS's over the
+candidates. ``num_capped [B]``: pairs above ``score_thr`` left out by the ``candidates`` cap. They rank
+below every candidate, so they change no candidate's fate and could only add detections after the
+candidates' kept ones: the detections are greedy NMS's over *all* pairs when ``converged`` and
+(``num_capped == 0`` or ``num_dets == max_det``).
 
 ``overlap`` is IoU (``kind="iou"``) or the DIoU-NMS criterion ``IoU − (ρ² / (c² + eps))^β``
 (``kind="diou"``, ρ the centre distance, c the enclosing box's diagonal); IoU is
 ``I / (U + eps)`` as in :mod:`exportloss.boxes.iou`.
 
-**Candidates.** Scores ``[B, N, C]`` make ``N·C`` (box, class) pairs (a box may be detected as
-several classes, as in mmdet's multiclass NMS); scores ``[B, N]`` make ``N`` pairs of class 0. The
-``candidates`` highest-scoring pairs enter NMS (ONNX TopK with a constant K < 3840, TensorRT's
-limit); of those, only pairs with ``score > score_thr`` can be kept. **Tie rule:** pairs are ordered
+**Candidates.** With ``classes="all"``, scores ``[B, N, C]`` make ``N·C`` (box, class) pairs (a box may be
+detected as several classes, as in mmdet's multiclass NMS); with ``"best"`` (ultralytics) and
+``"agnostic"`` each box is one pair, as its best class (the lowest on ties, :func:`first_argmax`), and
+``"agnostic"`` drops the class test. Scores ``[B, N]`` make ``N`` pairs of class 0. The ``candidates``
+highest-scoring pairs enter NMS (ONNX TopK with a constant K; TensorRT needs K < 3840); of those, only
+pairs with ``score > score_thr`` can be kept. **Tie rule:** pairs are ordered
 by score, descending, and equal scores by flat index ``n·C + c``, ascending: the earlier box (then
 the lower class) counts as higher-scored. The graph enforces this itself, on every backend (the CUDA
 TopK and TensorRT's order ties arbitrarily): the K-th best score is unambiguous, the pairs tied at it
@@ -34,15 +48,17 @@ coordinate overlaps nothing (NaN fails the ``> iou_thr`` test): it neither suppr
 suppressed, and if its score qualifies it is reported with its NaN coordinates, so bad input stays
 visible. ``±inf`` scores order as numbers.
 
-**Outputs** (fixed shapes, as TensorRT's EfficientNMS plugin had them): ``num_dets [B]`` (int64),
-``det_boxes [B, max_det, 4]``, ``det_scores [B, max_det]``, ``det_classes [B, max_det]`` (int64).
-Row ``b`` holds its ``num_dets[b]`` detections first, in descending score order; the remaining slots
-hold zero boxes, zero scores and class -1. The result equals ``torchvision.ops.batched_nms`` on the
-candidate pairs followed by a cut to the first ``max_det`` (with IoU's eps, pairs whose IoU lies
-within ~1e-7 of ``iou_thr`` may fall on the other side), and equals it on all pairs whenever at most
-``candidates`` pairs score above ``score_thr``.
+**Outputs** (fixed shapes): :class:`Detections` ``num_dets [B]`` (int64), ``det_boxes [B, max_det, 4]``,
+``det_scores [B, max_det]``, ``det_classes [B, max_det]`` (int64), ``det_indices [B, max_det]`` (int64, each
+detection's box among the ``N``), ``converged [B]`` (bool), ``num_capped [B]`` (int64); or, with
+``outputs="efficientnms"``, TensorRT EfficientNMS's :class:`EfficientNMSDetections` (``num_detections [B, 1]``,
+``detection_classes`` and ``detection_indices`` int32, ...). Row ``b`` holds its ``num_dets[b]`` detections
+first, in descending score order; the remaining slots hold zero boxes, zero scores, class -1 and index -1.
+For IoU the result equals ``torchvision.ops.batched_nms`` on the candidate pairs followed by a cut to the
+first ``max_det`` (with IoU's eps, pairs whose IoU lies within ~1e-7 of ``iou_thr`` may fall on the other
+side) wherever ``converged``, and on all pairs under the rule above.
 
-Classes never suppress each other: the class test is an exact comparison, not torchvision's
+Classes never suppress each other (except with ``classes="agnostic"``): the class test is an exact comparison, not torchvision's
 coordinate-offset trick, which loses float32 precision on large offsets.
 """
 
