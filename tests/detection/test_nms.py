@@ -117,10 +117,11 @@ def test_long_chain_is_flagged_at_the_default_and_exact_with_enough_iterations()
     exact = exportloss.cluster_nms(boxes, scores, max_det=300, iterations=100)
     assert_same(exact, want)
     assert exact.converged.tolist() == [True] and exact.num_capped.tolist() == [0]
-    # The first 8 detections precede the first box the 17th iteration would change: certified, and right.
-    first = exportloss.cluster_nms(boxes, scores, max_det=8)
+    # The first 9 detections precede the first box the 17th iteration would change: certified, and right.
+    first = exportloss.cluster_nms(boxes, scores, max_det=9)
     assert first.converged.tolist() == [True]
-    assert_same(first, greedy(boxes, scores, max_det=8))
+    assert_same(first, greedy(boxes, scores, max_det=9))
+    assert exportloss.cluster_nms(boxes, scores, max_det=10).converged.tolist() == [False]
 
 
 def test_flag_is_false_exactly_where_the_result_differs_from_greedy():
