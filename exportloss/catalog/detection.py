@@ -85,6 +85,12 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     doubled_scores = np.repeat(scores[:, : (scores.shape[1] + 1) // 2], 2, axis=1)[:, : scores.shape[1]]
     nan_scores = scores.copy()
     nan_scores.reshape(-1)[::7] = np.nan  # never kept, and no candidate slot taken from a real pair
+    # A suppression chain as long as the image has boxes, each overlapping only its neighbours (IoU 0.54):
+    # greedy NMS keeps every other box; "auto" iterations fall short, and `converged` must say so.
+    step = np.arange(boxes.shape[1], dtype=np.float32)[:, None]
+    chain_boxes = np.broadcast_to(np.concatenate([3 * step, 0 * step, 3 * step + 10, 0 * step + 10], axis=1), boxes.shape).copy()
+    chain_scores = np.zeros_like(scores)
+    chain_scores.reshape(*boxes.shape[:2], -1)[:, :, 0] = np.linspace(0.9, 0.1, boxes.shape[1], dtype=np.float32)  # class 0
     cases = [
         Case("nothing-above-score-thr", {"boxes": boxes, "scores": scores * np.float32(0.04)}),
         Case("all-boxes-identical", {"boxes": identical, "scores": scores}),
@@ -97,6 +103,7 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
         Case("uint8-scores", {"boxes": boxes, "scores": np.round(scores * 255) / np.float32(255)}),
         Case("duplicated-boxes-tied-scores", {"boxes": doubled_boxes, "scores": np.round(doubled_scores * 8) / np.float32(8)}),
         Case("nan-scores", {"boxes": boxes, "scores": nan_scores}),
+        Case("long-suppression-chain", {"boxes": chain_boxes, "scores": chain_scores}),
     ]
     if scores.ndim == 3:
         best = scores.max(axis=2, keepdims=True)
