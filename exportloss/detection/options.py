@@ -69,10 +69,10 @@ class _SuppressionOptions(Options):
         if not (isinstance(self.score_thr, (int, float)) and math.isfinite(self.score_thr)):  # scores may be logits: any real
             raise ValueError(f"score_thr must be a finite number; got {self.score_thr!r}")
         eps = check_eps(self.eps)
-        for name in ("max_det", "candidates"):
-            value = getattr(self, name)
-            if not (value is None and name == "candidates") and not (_is_int(value) and value >= 1):
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        if not (_is_int(self.max_det) and self.max_det >= 1):
+            raise ValueError(f"max_det must be a positive int; got {self.max_det!r}")
+        if self.candidates is not None and not (_is_int(self.candidates) and self.candidates >= 1):
+            raise ValueError(f"candidates must be a positive int or None; got {self.candidates!r}")
         iterations = "auto" if self.iterations is None else self.iterations
         if iterations != "auto" and not (_is_int(iterations) and iterations >= 1):
             raise ValueError(f"iterations must be a positive int or 'auto'; got {self.iterations!r}")
