@@ -3,7 +3,8 @@
 The head is exported alone with ``torch.onnx.export`` (both exporters), as any detector is; ``attach``
 appends the NMS for its two outputs (``boxes [B, N, 4]`` xyxy, ``scores [B, N, C]``: layout
 ``boxes-scores``) and writes one file that takes the feature map and returns fixed-shape detections
-(``num_dets [B]``, ``det_boxes [B, 100, 4]``, ``det_scores [B, 100]``, ``det_classes [B, 100]``): no
+(``num_dets [B]``, ``det_boxes [B, 100, 4]``, ``det_scores [B, 100]``, ``det_classes [B, 100]``,
+``det_indices [B, 100]``, ``converged [B]``, ``num_capped [B]``): no
 NonMaxSuppression, NonZero or Loop, so TensorRT builds it without plugins. ``verify`` then runs the joined
 file in onnxruntime on seeded feature maps against greedy DIoU-NMS in float64 applied to the head's own
 outputs of the same run, and the file is checked against TensorRT's parser tables.

@@ -85,6 +85,12 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     doubled_scores = np.repeat(scores[:, : (scores.shape[1] + 1) // 2], 2, axis=1)[:, : scores.shape[1]]
     nan_scores = scores.copy()
     nan_scores.reshape(-1)[::7] = np.nan  # never kept, and no candidate slot taken from a real pair
+    # A suppression chain as long as the image has boxes, each overlapping only its neighbours (IoU 0.54):
+    # greedy NMS keeps every other box; "auto" iterations fall short, and `converged` must say so.
+    step = np.arange(boxes.shape[1], dtype=np.float32)[:, None]
+    chain_boxes = np.broadcast_to(np.concatenate([3 * step, 0 * step, 3 * step + 10, 0 * step + 10], axis=1), boxes.shape).copy()
+    chain_scores = np.zeros_like(scores)
+    chain_scores.reshape(*boxes.shape[:2], -1)[:, :, 0] = np.linspace(0.9, 0.1, boxes.shape[1], dtype=np.float32)  # class 0
     cases = [
         Case("nothing-above-score-thr", {"boxes": boxes, "scores": scores * np.float32(0.04)}),
         Case("all-boxes-identical", {"boxes": identical, "scores": scores}),
@@ -97,6 +103,7 @@ def nms_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
         Case("uint8-scores", {"boxes": boxes, "scores": np.round(scores * 255) / np.float32(255)}),
         Case("duplicated-boxes-tied-scores", {"boxes": doubled_boxes, "scores": np.round(doubled_scores * 8) / np.float32(8)}),
         Case("nan-scores", {"boxes": boxes, "scores": nan_scores}),
+        Case("long-suppression-chain", {"boxes": chain_boxes, "scores": chain_scores}),
     ]
     if scores.ndim == 3:
         best = scores.max(axis=2, keepdims=True)
@@ -196,40 +203,55 @@ def match_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
     ]
 
 
-NMS_SIZES = {"batch": 2, "boxes": 1000, "classes": 80}
-MAX_DET = 100
-"""Detections the NMS graphs keep per image (their ``max_det``): a fixed extent of their outputs."""
+NMS_SIZES = {"batch": 2, "boxes": 1000, "classes": 80, "max_det": 100, "candidates": 1000}
+"""``max_det`` (detections per image) and ``candidates`` (pairs that enter NMS, at most all of them) are sizes: any
+value exports (``--size max_det=300``); TensorRT's TopK needs both below 3840, which ``check-trt`` reports."""
 
 
-def nms_specs(box_width: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Inputs and outputs of a fixed-shape NMS graph whose boxes have ``box_width`` coordinates."""
+def nms_specs(box_width: int, outputs: str = "default") -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Inputs and outputs of a fixed-shape NMS graph whose boxes have ``box_width`` coordinates, in the
+    ``outputs`` convention of :class:`~exportloss.detection.options.NMSOptions`."""
     inputs = (TensorSpec("boxes", ("batch", "boxes", box_width)), TensorSpec("scores", ("batch", "boxes", "classes")))
-    outputs = (TensorSpec("num_dets", ("batch",), "int64"), TensorSpec("det_boxes", ("batch", MAX_DET, box_width)),
-               TensorSpec("det_scores", ("batch", MAX_DET)), TensorSpec("det_classes", ("batch", MAX_DET), "int64"))
-    return inputs, outputs
+    if outputs == "efficientnms":
+        return inputs, (
+            TensorSpec("num_detections", ("batch", 1), "int32"), TensorSpec("detection_boxes", ("batch", "max_det", box_width)),
+            TensorSpec("detection_scores", ("batch", "max_det")), TensorSpec("detection_classes", ("batch", "max_det"), "int32"),
+            TensorSpec("detection_indices", ("batch", "max_det"), "int32"), TensorSpec("converged", ("batch",), "bool"),
+            TensorSpec("num_capped", ("batch",), "int32"))
+    return inputs, (
+        TensorSpec("num_dets", ("batch",), "int64"), TensorSpec("det_boxes", ("batch", "max_det", box_width)),
+        TensorSpec("det_scores", ("batch", "max_det")), TensorSpec("det_classes", ("batch", "max_det"), "int64"),
+        TensorSpec("det_indices", ("batch", "max_det"), "int64"), TensorSpec("converged", ("batch",), "bool"),
+        TensorSpec("num_capped", ("batch",), "int64"))
 
 
-NMS_ENTRIES = tuple(
-    GraphEntry(
+def nms_entry(name: str, summary: str, readme: str, make_nms, **options) -> GraphEntry:
+    """An axis-aligned NMS entry at :data:`NMS_SIZES`: ``make_nms(max_det=..., candidates=..., **options)``."""
+    return GraphEntry(
         name=name,
         summary=summary,
-        readme="fixed-shape multi-class NMS",
+        readme=readme,
         sizes=NMS_SIZES,
-        make=make,
+        make=lambda sizes: make_nms(max_det=sizes["max_det"], candidates=sizes["candidates"], **options),
         inputs=nms_specs(4)[0],
-        outputs=nms_specs(4)[1],
+        outputs=nms_specs(4, options.get("outputs", "default"))[1],
         reference=lambda module, boxes, scores: nms_reference(boxes, scores, module.options),
         random_inputs=lambda shapes, rng: detection_scene(rng, shapes["boxes"], shapes["scores"]),
         edge_cases=nms_edge_cases,
     )
-    for name, summary, make in (
-        ("cluster_nms", "Cluster-NMS (IoU 0.5, 80 classes, top 1000 pairs) to 100 fixed-shape detections",
-         lambda sizes: ClusterNMS(kind="iou")),
-        ("cluster_diou_nms", "Cluster-DIoU-NMS (IoU - rho^2/c^2 > 0.5) to 100 fixed-shape detections",
-         lambda sizes: ClusterNMS(kind="diou")),
-        ("fast_nms", "Fast NMS (one Cluster-NMS iteration, IoU 0.5) to 100 fixed-shape detections",
-         lambda sizes: FastNMS(kind="iou")),
-    )
+
+
+NMS_ENTRIES = (
+    nms_entry("cluster_nms", "Cluster-NMS (IoU 0.5, 80 classes, top 1000 pairs) to 100 fixed-shape detections",
+              "fixed-shape multi-class NMS", ClusterNMS, kind="iou"),
+    nms_entry("cluster_diou_nms", "Cluster-DIoU-NMS (IoU - rho^2/c^2 > 0.5) to 100 fixed-shape detections",
+              "fixed-shape multi-class NMS", ClusterNMS, kind="diou"),
+    nms_entry("fast_nms", "Fast NMS (one Cluster-NMS iteration, IoU 0.5) to 100 fixed-shape detections",
+              "fixed-shape multi-class NMS", FastNMS, kind="iou"),
+    nms_entry("cluster_nms_best_class", "Cluster-NMS of each box's best class (ultralytics' NMS) to 100 detections",
+              "NMS of each box's best class (ultralytics)", ClusterNMS, classes="best"),
+    nms_entry("cluster_nms_efficientnms", "Cluster-NMS with TensorRT EfficientNMS's outputs (int32 counts, classes)",
+              "NMS with EfficientNMS's outputs", ClusterNMS, outputs="efficientnms"),
 )
 
 MATCHING_ENTRIES = (
@@ -314,8 +336,8 @@ ROTATED_NMS_ENTRY = GraphEntry(
     name="rotated_cluster_nms",
     summary="rotated Cluster-NMS (exact IoU 0.5, 15 classes, top 256 pairs) to 100 fixed-shape detections",
     readme="Cluster-NMS with the exact rotated IoU, top 256 pairs",
-    sizes={"batch": 2, "boxes": 128, "classes": 15},
-    make=lambda sizes: RotatedClusterNMS(criterion="iou", candidates=256),
+    sizes={"batch": 2, "boxes": 128, "classes": 15, "max_det": 100, "candidates": 256},
+    make=lambda sizes: RotatedClusterNMS(criterion="iou", max_det=sizes["max_det"], candidates=sizes["candidates"]),
     inputs=nms_specs(5)[0],
     outputs=nms_specs(5)[1],
     reference=lambda module, boxes, scores: rotated_nms_reference(boxes, scores, module.options),

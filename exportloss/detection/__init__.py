@@ -6,12 +6,12 @@ Float64 references: :mod:`exportloss.reference.detection`; catalog entries: :mod
 
 from .assign import Assignment, MaxIoUAssigner, max_iou_assign
 from .match_metrics import MatchMetrics, Metrics, match_metrics
-from .nms import ClusterNMS, Detections, FastNMS, cluster_nms, fast_nms
+from .nms import ClusterNMS, Detections, EfficientNMSDetections, FastNMS, NMSHead, cluster_nms, fast_nms
 from .options import NMS_KINDS, AssignOptions, MatchOptions, NMSOptions, RotatedNMSOptions
 from .rotated_nms import RotatedClusterNMS, rotated_cluster_nms
 
 __all__ = [
     "Assignment", "MaxIoUAssigner", "max_iou_assign", "MatchMetrics", "Metrics", "match_metrics",
-    "NMS_KINDS", "ClusterNMS", "Detections", "FastNMS", "cluster_nms", "fast_nms", "RotatedClusterNMS", "rotated_cluster_nms",
+    "NMS_KINDS", "ClusterNMS", "Detections", "EfficientNMSDetections", "FastNMS", "NMSHead", "cluster_nms", "fast_nms", "RotatedClusterNMS", "rotated_cluster_nms",
     "AssignOptions", "MatchOptions", "NMSOptions", "RotatedNMSOptions",
 ]

@@ -12,16 +12,30 @@ One iteration is **Fast NMS** (YOLACT): already-suppressed candidates still supp
 drop boxes greedy NMS keeps. Iterating is **Cluster-NMS** (Zheng et al.): after ``t`` iterations
 every candidate whose longest chain of suppressors is shorter than ``t`` is decided exactly as
 greedy NMS decides it, so ``iterations >= candidates`` always reproduces greedy NMS, and far fewer
-suffice on real detector output (:data:`~exportloss.detection.options.DEFAULT_ITERATIONS`, measured; see the README).
+suffice on real detector output (``iterations="auto"``: :data:`~exportloss.detection.options.AUTO_ITERATIONS`,
+measured; see the README). No fixed count is enough for every input (a chain of boxes each overlapping
+only its neighbours needs as many iterations as boxes), so the graph certifies each image instead:
+
+**Exactness flags.** ``converged [B]``: greedy NMS's keep vector is the iteration's only fixed point, and a
+prefix (in the score order) of the current vector on which one more iteration changes nothing is a prefix
+of greedy's (each candidate is decided by the ones before it). The graph runs that one more iteration:
+``converged`` is true when it changes no candidate above ``score_thr``, or when ``max_det`` kept candidates
+precede the first it changes; it is false exactly when the detections differ from greedy NMS's over the
+candidates. ``num_capped [B]``: pairs above ``score_thr`` left out by the ``candidates`` cap. They rank
+below every candidate, so they change no candidate's fate and could only add detections after the
+candidates' kept ones: the detections are greedy NMS's over *all* pairs when ``converged`` and
+(``num_capped == 0`` or ``num_dets == max_det``).
 
 ``overlap`` is IoU (``kind="iou"``) or the DIoU-NMS criterion ``IoU − (ρ² / (c² + eps))^β``
 (``kind="diou"``, ρ the centre distance, c the enclosing box's diagonal); IoU is
 ``I / (U + eps)`` as in :mod:`exportloss.boxes.iou`.
 
-**Candidates.** Scores ``[B, N, C]`` make ``N·C`` (box, class) pairs (a box may be detected as
-several classes, as in mmdet's multiclass NMS); scores ``[B, N]`` make ``N`` pairs of class 0. The
-``candidates`` highest-scoring pairs enter NMS (ONNX TopK with a constant K < 3840, TensorRT's
-limit); of those, only pairs with ``score > score_thr`` can be kept. **Tie rule:** pairs are ordered
+**Candidates.** With ``classes="all"``, scores ``[B, N, C]`` make ``N·C`` (box, class) pairs (a box may be
+detected as several classes, as in mmdet's multiclass NMS); with ``"best"`` (ultralytics) and
+``"agnostic"`` each box is one pair, as its best class (the lowest on ties, :func:`first_argmax`), and
+``"agnostic"`` drops the class test. Scores ``[B, N]`` make ``N`` pairs of class 0. The ``candidates``
+highest-scoring pairs enter NMS (ONNX TopK with a constant K; TensorRT needs K < 3840); of those, only
+pairs with ``score > score_thr`` can be kept. **Tie rule:** pairs are ordered
 by score, descending, and equal scores by flat index ``n·C + c``, ascending: the earlier box (then
 the lower class) counts as higher-scored. The graph enforces this itself, on every backend (the CUDA
 TopK and TensorRT's order ties arbitrarily): the K-th best score is unambiguous, the pairs tied at it
@@ -34,15 +48,17 @@ coordinate overlaps nothing (NaN fails the ``> iou_thr`` test): it neither suppr
 suppressed, and if its score qualifies it is reported with its NaN coordinates, so bad input stays
 visible. ``±inf`` scores order as numbers.
 
-**Outputs** (fixed shapes, as TensorRT's EfficientNMS plugin had them): ``num_dets [B]`` (int64),
-``det_boxes [B, max_det, 4]``, ``det_scores [B, max_det]``, ``det_classes [B, max_det]`` (int64).
-Row ``b`` holds its ``num_dets[b]`` detections first, in descending score order; the remaining slots
-hold zero boxes, zero scores and class -1. The result equals ``torchvision.ops.batched_nms`` on the
-candidate pairs followed by a cut to the first ``max_det`` (with IoU's eps, pairs whose IoU lies
-within ~1e-7 of ``iou_thr`` may fall on the other side), and equals it on all pairs whenever at most
-``candidates`` pairs score above ``score_thr``.
+**Outputs** (fixed shapes): :class:`Detections` ``num_dets [B]`` (int64), ``det_boxes [B, max_det, 4]``,
+``det_scores [B, max_det]``, ``det_classes [B, max_det]`` (int64), ``det_indices [B, max_det]`` (int64, each
+detection's box among the ``N``), ``converged [B]`` (bool), ``num_capped [B]`` (int64); or, with
+``outputs="efficientnms"``, TensorRT EfficientNMS's :class:`EfficientNMSDetections` (``num_detections [B, 1]``,
+``detection_classes`` and ``detection_indices`` int32, ...). Row ``b`` holds its ``num_dets[b]`` detections
+first, in descending score order; the remaining slots hold zero boxes, zero scores, class -1 and index -1.
+For IoU the result equals ``torchvision.ops.batched_nms`` on the candidate pairs followed by a cut to the
+first ``max_det`` (with IoU's eps, pairs whose IoU lies within ~1e-7 of ``iou_thr`` may fall on the other
+side) wherever ``converged``, and on all pairs under the rule above.
 
-Classes never suppress each other: the class test is an exact comparison, not torchvision's
+Classes never suppress each other (except with ``classes="agnostic"``): the class test is an exact comparison, not torchvision's
 coordinate-offset trick, which loses float32 precision on large offsets.
 """
 
@@ -57,6 +73,7 @@ from torch import nn
 
 from ..boxes.iou import pairwise_iou, pairwise_iou_and_distance
 from ..ops.checks import check_float_tensor
+from ..ops.ties import first_argmax
 from .options import NMSOptions, _SuppressionOptions
 
 MAX_PAIRS = 1 << 24
@@ -67,10 +84,41 @@ _KEY_DTYPE = torch.float32
 
 
 class Detections(NamedTuple):
+    """The default output convention (``outputs="default"``)."""
+
     num_dets: torch.Tensor
+    """``[B]`` int64: detections in each row."""
     det_boxes: torch.Tensor
+    """``[B, max_det, 4]`` (rotated: 5); padding: zeros."""
     det_scores: torch.Tensor
+    """``[B, max_det]``; padding: 0."""
     det_classes: torch.Tensor
+    """``[B, max_det]`` int64; padding: -1."""
+    det_indices: torch.Tensor
+    """``[B, max_det]`` int64: each detection's box in the input's ``N`` boxes (to gather masks, keypoints); padding: -1."""
+    converged: torch.Tensor
+    """``[B]`` bool: the detections are greedy NMS's over the candidates (one more iteration would change none)."""
+    num_capped: torch.Tensor
+    """``[B]`` int64: pairs scoring ``> score_thr`` that the candidate cap left out of NMS (see the module docstring)."""
+
+
+class EfficientNMSDetections(NamedTuple):
+    """TensorRT EfficientNMS's output convention (``outputs="efficientnms"``), plus the same index and flags."""
+
+    num_detections: torch.Tensor
+    """``[B, 1]`` int32."""
+    detection_boxes: torch.Tensor
+    """``[B, max_det, 4]`` (rotated: 5)."""
+    detection_scores: torch.Tensor
+    """``[B, max_det]``."""
+    detection_classes: torch.Tensor
+    """``[B, max_det]`` int32; padding: -1."""
+    detection_indices: torch.Tensor
+    """``[B, max_det]`` int32; padding: -1."""
+    converged: torch.Tensor
+    """``[B]`` bool, as :attr:`Detections.converged`."""
+    num_capped: torch.Tensor
+    """``[B]`` int32, as :attr:`Detections.num_capped`."""
 
 
 def cluster_nms(
@@ -81,12 +129,14 @@ def cluster_nms(
     diou_beta: float = 1.0,
     score_thr: float = 0.05,
     max_det: int = 100,
-    iterations: int | None = None,
+    iterations: int | str = "auto",
     candidates: int | None = None,
+    classes: str = "all",
+    outputs: str = "default",
     eps: float = 1e-7,
     *,
     options: NMSOptions | None = None,
-) -> Detections:
+) -> Detections | EfficientNMSDetections:
     """Batched multi-class Cluster-NMS with fixed-shape outputs (see the module docstring).
 
     Args:
@@ -96,24 +146,32 @@ def cluster_nms(
         kind: ``"iou"`` or ``"diou"`` (DIoU-NMS).
         diou_beta: the exponent β of DIoU-NMS's penalty ``(ρ²/(c² + eps))^β``; ignored for IoU.
         score_thr: only pairs with ``score > score_thr`` can be kept; finite.
-        max_det: detections per image in the outputs.
+        max_det: detections per image in the outputs, >= 1.
         iterations: Cluster-NMS iterations; ``1`` is Fast NMS, ``>= candidates`` is exactly greedy
-            NMS, ``None`` is :data:`~exportloss.detection.options.DEFAULT_ITERATIONS`.
-        candidates: how many top-scoring pairs enter NMS; default ``min(N·C, 1000)``, at most 3839.
+            NMS; ``"auto"`` is :data:`~exportloss.detection.options.AUTO_ITERATIONS` (at most the candidates).
+            The ``converged`` output says per image whether they sufficed.
+        candidates: how many top-scoring pairs enter NMS, >= 1; default ``min(pairs, 1000)``.
+        classes: ``"all"`` (every (box, class) pair), ``"best"`` (each box's best class), ``"agnostic"``
+            (each box's best class; classes suppress each other).
+        outputs: ``"default"`` (:class:`Detections`) or ``"efficientnms"`` (:class:`EfficientNMSDetections`).
         eps: stabiliser of IoU and of DIoU's diagonal; finite and > 0.
         options: a prepared :class:`~exportloss.detection.options.NMSOptions` instead of the keywords above.
 
     Returns:
         :class:`Detections` ``(num_dets [B], det_boxes [B, max_det, 4], det_scores [B, max_det],
-        det_classes [B, max_det])``.
+        det_classes [B, max_det], det_indices [B, max_det], converged [B], num_capped [B])``, or with
+        ``outputs="efficientnms"`` :class:`EfficientNMSDetections`.
     """
     options = NMSOptions.resolve(options, iou_thr=iou_thr, kind=kind, diou_beta=diou_beta, score_thr=score_thr,
-                                 max_det=max_det, iterations=iterations, candidates=candidates, eps=eps)
+                                 max_det=max_det, iterations=iterations, candidates=candidates, classes=classes,
+                                 outputs=outputs, eps=eps)
     return _cluster_nms(boxes, scores, options)
 
 
-def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions | None = None, **keywords) -> Detections:
-    """Fast NMS: :func:`cluster_nms` with one iteration (may drop boxes greedy NMS would keep).
+def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions | None = None,
+             **keywords) -> Detections | EfficientNMSDetections:
+    """Fast NMS: :func:`cluster_nms` with one iteration (may drop boxes greedy NMS would keep; ``converged``
+    is false exactly where it did).
 
     ``options`` or the keywords of :func:`cluster_nms` but ``iterations``, which is always 1 (an
     ``options`` object's ``iterations`` is replaced by 1; the keyword is refused).
@@ -142,19 +200,25 @@ def _check_inputs(boxes: object, scores: object, box_size: int = 4) -> None:
 
 
 def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, options: _SuppressionOptions, overlap_fn=None,
-                 box_size: int = 4) -> Detections:
+                 box_size: int = 4) -> Detections | EfficientNMSDetections:
     """``overlap_fn(cand_boxes [B, K, box_size], options) -> [B, K, K]`` replaces :func:`_overlap` (rotated NMS)."""
     _check_inputs(boxes, scores, box_size)
     batch, num_boxes = boxes.shape[:2]
     num_classes = scores.shape[2] if scores.dim() == 3 else 1
-    num_pairs = num_boxes * num_classes
-    k = options.candidate_count(num_pairs)
-    flat_scores = scores.reshape(batch, num_pairs)
     # NaN scores rank below every score (-inf fails every score_thr), so they never take a real pair's slot.
-    flat_scores = torch.where(flat_scores == flat_scores, flat_scores, float("-inf"))  # x == x is false for NaN alone; Equal runs everywhere, IsNaN not on every CUDA provider
-    cand_index = _top_candidates(flat_scores, k)
-    cand_scores = flat_scores.gather(1, cand_index)
-    if num_classes > 1:
+    scores = scores.reshape(batch, num_boxes, num_classes)
+    scores = torch.where(scores == scores, scores, float("-inf"))  # x == x is false for NaN alone; Equal runs everywhere, IsNaN not on every CUDA provider
+    every_pair = options.classes == "all" or num_classes == 1
+    if every_pair:  # pair n·C + c is box n as class c
+        pair_scores = scores.reshape(batch, num_boxes * num_classes)
+    else:  # pair n is box n as its best class (the lowest on ties)
+        pair_scores, best_class = (t.squeeze(2) for t in first_argmax(scores, 2))
+    k = options.candidate_count(pair_scores.shape[1])
+    cand_index = _top_candidates(pair_scores, k)
+    cand_scores = pair_scores.gather(1, cand_index)
+    if not every_pair:
+        box_index, cand_classes = cand_index, best_class.gather(1, cand_index)
+    elif num_classes > 1:
         box_index = torch.div(cand_index, num_classes, rounding_mode="trunc")  # indices are >= 0
         cand_classes = cand_index - box_index * num_classes
     else:
@@ -175,15 +239,31 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, options: _Suppressio
     # suppress each other and need no mask here. A box with a NaN coordinate has NaN overlaps, which
     # fail the `>` test: it overlaps nothing.
     suppressed_by = ((overlap_fn or _overlap)(cand_boxes, options) > options.iou_thr) & precedes.transpose(1, 2)
-    if num_classes > 1:
+    if num_classes > 1 and options.classes != "agnostic":
         suppressed_by = suppressed_by & (cand_classes.unsqueeze(2) == cand_classes.unsqueeze(1))
     suppressed_by = suppressed_by.to(boxes.dtype)
-    keep = torch.ones(batch, k, 1, dtype=boxes.dtype, device=boxes.device)
-    for _ in range(options.iterations):
+
+    def iterate(keep: torch.Tensor) -> torch.Tensor:
         # Exact under any matmul precision: 0/1 entries are exact in TF32 (and fp16/bf16), their
         # products are 0 or 1, and a float32 accumulation of at most K < 2**24 ones is an exact count.
-        keep = (torch.matmul(suppressed_by, keep) < 0.5).to(boxes.dtype)
-    kept = (keep.squeeze(2) > 0.5) & (cand_scores > options.score_thr)
+        return (torch.matmul(suppressed_by, keep) < 0.5).to(boxes.dtype)
+
+    keep = torch.ones(batch, k, 1, dtype=boxes.dtype, device=boxes.device)
+    for _ in range(options.iteration_count(k)):
+        keep = iterate(keep)
+    above = cand_scores > options.score_thr
+    kept = (keep.squeeze(2) > 0.5) & above
+
+    # The certificate: the candidates ranked before the first one that one more iteration would change
+    # form a prefix on which `keep` is a fixed point, and greedy NMS's keep vector is the only fixed point
+    # on a prefix (each candidate is decided by the ones before it). So the detections are greedy NMS's
+    # exactly when no candidate above score_thr would change, or max_det kept ones precede the first change.
+    changed = (iterate(keep).squeeze(2) != keep.squeeze(2)) & above
+    first_change = torch.where(changed, rank, float(k)).amin(dim=1, keepdim=True)
+    kept_before_change = (kept & (rank < first_change)).sum(dim=1)
+    converged = (first_change.squeeze(1) >= k) | (kept_before_change >= options.max_det)
+    # Counted in float32, exact below 2**24 pairs (MAX_PAIRS): onnxruntime's int64 ReduceSum over N·C pairs costs ~1 ms.
+    num_capped = ((pair_scores > options.score_thr).to(_KEY_DTYPE).sum(dim=1) - above.to(_KEY_DTYPE).sum(dim=1)).to(torch.int64)
 
     # Slots in the tie rule's order: unique keys, kept candidates (K, 2K] by rank, the others (0, K],
     # so TopK has no ties to break and the first num_dets slots are the kept ones.
@@ -192,13 +272,19 @@ def _cluster_nms(boxes: torch.Tensor, scores: torch.Tensor, options: _Suppressio
     det_boxes = torch.where(filled.unsqueeze(-1), cand_boxes.gather(1, slot.unsqueeze(-1).expand(-1, -1, box_size)), 0.0)
     det_scores = torch.where(filled, cand_scores.gather(1, slot), 0.0)
     det_classes = torch.where(filled, cand_classes.gather(1, slot), -1)
+    det_indices = torch.where(filled, box_index.gather(1, slot), -1)
     missing = options.max_det - slot.shape[1]
     if missing:
         det_boxes = F.pad(det_boxes, (0, 0, 0, missing))
         det_scores = F.pad(det_scores, (0, missing))
         det_classes = F.pad(det_classes, (0, missing), value=-1)
+        det_indices = F.pad(det_indices, (0, missing), value=-1)
     num_dets = kept.sum(dim=1).clamp(max=options.max_det)
-    return Detections(num_dets, det_boxes, det_scores, det_classes)
+    if options.outputs == "efficientnms":
+        return EfficientNMSDetections(num_dets.to(torch.int32).unsqueeze(1), det_boxes, det_scores,
+                                      det_classes.to(torch.int32), det_indices.to(torch.int32), converged,
+                                      num_capped.to(torch.int32))
+    return Detections(num_dets, det_boxes, det_scores, det_classes, det_indices, converged, num_capped)
 
 
 def _top_candidates(flat_scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -240,7 +326,7 @@ class ClusterNMS(nn.Module):
         super().__init__()
         self.options = NMSOptions.resolve(options, **keywords)
 
-    def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections:
+    def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections | EfficientNMSDetections:
         return _cluster_nms(boxes, scores, self.options)
 
     def extra_repr(self) -> str:
@@ -252,3 +338,21 @@ class FastNMS(ClusterNMS):
 
     def __init__(self, options: NMSOptions | None = None, **keywords) -> None:
         super().__init__(_fast(NMSOptions.resolve(options, **keywords)))
+
+
+class NMSHead(ClusterNMS):
+    """NMS as the last module of a detector exported from PyTorch: :class:`ClusterNMS` under the name of its job.
+
+    ``forward(boxes [B, N, 4] xyxy, scores [B, N, C]) -> Detections`` (or :class:`EfficientNMSDetections` with
+    ``outputs="efficientnms"``); options as :class:`ClusterNMS` takes them::
+
+        class Deployed(nn.Module):
+            def __init__(self, detector):
+                super().__init__()
+                self.detector = detector
+                self.nms = NMSHead(score_thr=0.25, iou_thr=0.45, max_det=300, classes="best", outputs="efficientnms")
+
+            def forward(self, images):
+                boxes, scores = self.detector(images)  # your detector's xyxy boxes and per-class scores
+                return self.nms(boxes, scores)
+    """

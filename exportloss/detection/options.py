@@ -21,32 +21,46 @@ from ..ops.checks import check_choice, check_eps, check_interval, check_number
 from ..ops.options import Options
 
 NMS_KINDS = ("iou", "diou")
+NMS_CLASSES = ("all", "best", "agnostic")
+"""Which (box, class) pairs enter NMS: every pair; each box's best class (ultralytics); each box's best class with
+no class test (class-agnostic NMS)."""
+NMS_OUTPUTS = ("default", "efficientnms")
+"""Output conventions: exportloss's (``num_dets [B]`` int64, ...) and TensorRT EfficientNMS's (``num_detections [B, 1]``
+int32, ...)."""
 ASSIGN_KINDS = ("iou", "diou")
 TOPK_LIMIT = 3840
-"""TensorRT's TopK needs a constant ``K < 3840``."""
+"""TensorRT's TopK needs a constant ``K < 3840``: larger ``candidates`` or ``max_det`` give graphs that onnxruntime
+runs and ``exportloss check-trt`` refuses, naming the TopK."""
 DEFAULT_CANDIDATES = 1000
-DEFAULT_ITERATIONS = 16
-"""Cluster-NMS iterations when none are given. Measured with ``tools/measure_cluster_iterations.py``
-on detector-like scenes of 1000 boxes: the slowest needed 10 iterations to reach greedy NMS's full keep
-set (class-agnostic DIoU); 16 leaves margin. Each iteration is one [K, K] x [K, 1] product: the 16 add
-about a fifth to the catalog graph's onnxruntime CPU time (K = 1000)."""
+AUTO_ITERATIONS = 16
+"""Cluster-NMS iterations of ``iterations="auto"`` (at most the candidate count, where they are exact by
+construction). Measured with ``tools/measure_cluster_iterations.py`` on detector-like scenes of 1000 boxes: the
+slowest needed 10 iterations to reach greedy NMS's full keep set (class-agnostic DIoU); 16 leaves margin. Whatever
+the count, the graphs' ``converged`` output says, per image, whether the detections are greedy NMS's (see
+:mod:`exportloss.detection.nms`)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _SuppressionOptions(Options):
-    """What every Cluster-NMS shares: thresholds, candidates, iterations, output size, eps."""
+    """What every Cluster-NMS shares: thresholds, candidates, iterations, classes, outputs, eps."""
 
     iou_thr: float = 0.5
     """A candidate is suppressed when its overlap with a kept one is ``> iou_thr``; in [-1, 1]."""
     score_thr: float = 0.05
     """Only pairs with ``score > score_thr`` can be kept; finite (scores may be logits)."""
     max_det: int = 100
-    """Detections per image in the outputs, in [1, 3839]."""
-    iterations: int | None = None
-    """Cluster-NMS iterations: ``1`` is Fast NMS, ``>= candidates`` exactly greedy NMS; ``None`` stores
-    :data:`DEFAULT_ITERATIONS`."""
+    """Detections per image in the outputs, >= 1 (TensorRT needs < 3840, see :data:`TOPK_LIMIT`)."""
+    iterations: int | str = "auto"
+    """Cluster-NMS iterations: ``1`` is Fast NMS, ``>= candidates`` exactly greedy NMS by construction; ``"auto"``
+    is :data:`AUTO_ITERATIONS` (at most the candidate count). ``None`` is read as ``"auto"``."""
     candidates: int | None = None
-    """How many top-scoring pairs enter NMS, in [1, 3839]; ``None``: ``min(N·C, 1000)``."""
+    """How many top-scoring pairs enter NMS, >= 1 (TensorRT needs < 3840); ``None``: ``min(pairs, 1000)``."""
+    classes: str = "all"
+    """Which pairs compete: ``"all"`` (every (box, class) pair), ``"best"`` (each box's best class, as
+    ultralytics), ``"agnostic"`` (each box's best class, and classes suppress each other)."""
+    outputs: str = "default"
+    """Output convention: ``"default"`` (:class:`~exportloss.detection.nms.Detections`) or ``"efficientnms"``
+    (:class:`~exportloss.detection.nms.EfficientNMSDetections`, TensorRT EfficientNMS's names and dtypes)."""
     eps: float = 1e-7
     """Stabiliser of the overlap; finite and > 0."""
 
@@ -55,20 +69,28 @@ class _SuppressionOptions(Options):
         if not (isinstance(self.score_thr, (int, float)) and math.isfinite(self.score_thr)):  # scores may be logits: any real
             raise ValueError(f"score_thr must be a finite number; got {self.score_thr!r}")
         eps = check_eps(self.eps)
-        if not (isinstance(self.max_det, int) and 1 <= self.max_det < TOPK_LIMIT):
-            raise ValueError(f"max_det must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {self.max_det!r}")
-        if self.iterations is not None and not (isinstance(self.iterations, int) and self.iterations >= 1):
-            raise ValueError(f"iterations must be a positive int or None; got {self.iterations!r}")
-        if self.candidates is not None and not (isinstance(self.candidates, int) and 1 <= self.candidates < TOPK_LIMIT):
-            raise ValueError(
-                f"candidates must be an int in [1, {TOPK_LIMIT - 1}] (TensorRT's TopK limit); got {self.candidates!r}"
-            )
-        iterations = DEFAULT_ITERATIONS if self.iterations is None else self.iterations
+        if not (_is_int(self.max_det) and self.max_det >= 1):
+            raise ValueError(f"max_det must be a positive int; got {self.max_det!r}")
+        if self.candidates is not None and not (_is_int(self.candidates) and self.candidates >= 1):
+            raise ValueError(f"candidates must be a positive int or None; got {self.candidates!r}")
+        iterations = "auto" if self.iterations is None else self.iterations
+        if iterations != "auto" and not (_is_int(iterations) and iterations >= 1):
+            raise ValueError(f"iterations must be a positive int or 'auto'; got {self.iterations!r}")
+        check_choice("classes", self.classes, NMS_CLASSES)
+        check_choice("outputs", self.outputs, NMS_OUTPUTS)
         self._normalise(iou_thr=iou_thr, score_thr=float(self.score_thr), eps=eps, iterations=iterations)
 
     def candidate_count(self, num_pairs: int) -> int:
-        """How many of ``num_pairs`` (box, class) pairs enter NMS."""
+        """How many of ``num_pairs`` competing pairs enter NMS."""
         return min(self.candidates or DEFAULT_CANDIDATES, num_pairs)
+
+    def iteration_count(self, num_candidates: int) -> int:
+        """The Cluster-NMS iterations run on ``num_candidates`` candidates."""
+        return min(AUTO_ITERATIONS, num_candidates) if self.iterations == "auto" else self.iterations
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

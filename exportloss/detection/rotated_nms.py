@@ -3,7 +3,8 @@
 Everything but the overlap is :mod:`exportloss.detection.nms`'s: candidates are the top-scoring (box, class)
 pairs (equal scores: lower flat index first), classes never suppress each other, and the outputs are
 ``num_dets [B]``, ``det_boxes [B, max_det, 5]``, ``det_scores [B, max_det]``, ``det_classes [B, max_det]``
-(padding: zero boxes, zero scores, class -1). The criterion is the exact rotated IoU or ProbIoU of
+(padding: zero boxes, zero scores, class -1), ``det_indices``, ``converged`` and ``num_capped``; ``classes`` and
+``outputs="efficientnms"`` work as there. The criterion is the exact rotated IoU or ProbIoU of
 :mod:`exportloss.boxes.rotated` (ultralytics' OBB NMS uses ProbIoU). The exact IoU costs ~100 bytes per
 candidate pair at its peak (``[B, K, K, 24]`` intermediates): keep ``candidates`` near 1000 or below.
 """
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from ..boxes.rotated import rotated_pairwise_iou
-from .nms import Detections, _cluster_nms
+from .nms import Detections, EfficientNMSDetections, _cluster_nms
 from .options import RotatedNMSOptions
 
 
@@ -29,12 +30,14 @@ def rotated_cluster_nms(
     criterion: str = "iou",
     score_thr: float = 0.05,
     max_det: int = 100,
-    iterations: int | None = None,
+    iterations: int | str = "auto",
     candidates: int | None = None,
+    classes: str = "all",
+    outputs: str = "default",
     eps: float = 1e-7,
     *,
     options: RotatedNMSOptions | None = None,
-) -> Detections:
+) -> Detections | EfficientNMSDetections:
     """Batched multi-class Cluster-NMS of rotated boxes.
 
     Args:
@@ -42,14 +45,16 @@ def rotated_cluster_nms(
         scores: ``[B, N, C]`` per-class scores, or ``[B, N]`` (one class, reported as class 0).
         iou_thr: a candidate is suppressed when its overlap with a kept one is ``> iou_thr``.
         criterion: ``"iou"`` (exact polygon IoU) or ``"probiou"``.
-        score_thr, max_det, iterations, candidates, eps: as for :func:`exportloss.cluster_nms`.
+        score_thr, max_det, iterations, candidates, classes, outputs, eps: as for :func:`exportloss.cluster_nms`.
         options: a prepared :class:`~exportloss.detection.options.RotatedNMSOptions` instead of the keywords above.
 
     Returns:
-        :class:`~exportloss.detection.nms.Detections` with ``det_boxes [B, max_det, 5]``.
+        :class:`~exportloss.detection.nms.Detections` with ``det_boxes [B, max_det, 5]`` (or
+        :class:`~exportloss.detection.nms.EfficientNMSDetections` with ``outputs="efficientnms"``).
     """
     options = RotatedNMSOptions.resolve(options, iou_thr=iou_thr, criterion=criterion, score_thr=score_thr, max_det=max_det,
-                                        iterations=iterations, candidates=candidates, eps=eps)
+                                        iterations=iterations, candidates=candidates, classes=classes, outputs=outputs,
+                                        eps=eps)
     return _cluster_nms(boxes, scores, options, _rotated_overlap, box_size=5)
 
 
@@ -63,7 +68,7 @@ class RotatedClusterNMS(nn.Module):
         super().__init__()
         self.options = RotatedNMSOptions.resolve(options, **keywords)
 
-    def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections:
+    def forward(self, boxes: torch.Tensor, scores: torch.Tensor) -> Detections | EfficientNMSDetections:
         return _cluster_nms(boxes, scores, self.options, _rotated_overlap, box_size=5)
 
     def extra_repr(self) -> str:

@@ -1,8 +1,9 @@
 """Float64 references for detection post-processing, written as the plain loops they describe.
 
-* :func:`nms_reference`: greedy NMS (or Fast NMS), candidate by candidate, per image. For
-  ``kind="iou"`` it is ``torchvision.ops.batched_nms`` on the candidate (box, class) pairs followed by
-  a cut to the first ``max_det``; for ``kind="diou"`` it is DIoU-NMS.
+* :func:`nms_reference`: greedy NMS, candidate by candidate, per image, and Cluster-NMS's iterations (Fast
+  NMS for one) as loops where they may fall short of it, with the flag saying whether they did. For
+  ``kind="iou"`` greedy NMS is ``torchvision.ops.batched_nms`` on the candidate (box, class) pairs followed
+  by a cut to the first ``max_det``; for ``kind="diou"`` it is DIoU-NMS.
 * :func:`max_iou_assign_reference`: mmdet's ``MaxIoUAssigner`` steps, anchor by anchor and ground
   truth by ground truth.
 * :func:`match_metrics_reference`: best overlap per ground truth, ground truth by ground truth.
@@ -44,53 +45,85 @@ def nms_criterion(box: np.ndarray, others: np.ndarray, kind: str, diou_beta: flo
     return iou - (centre_dist2 / (diagonal2 + eps)) ** diou_beta
 
 
-def nms_reference(
-    boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions = NMSOptions()
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy NMS, or Fast NMS for ``options.iterations == 1``, with the outputs of :func:`exportloss.cluster_nms`.
-
-    Greedy: a candidate is kept unless an earlier *kept* candidate of its class overlaps it by more
-    than ``iou_thr``. Fast: unless *any* earlier candidate of its class does. (Cluster-NMS with more
-    iterations is greedy NMS wherever the iterations suffice, see :mod:`exportloss.detection.nms`.)
-    """
+def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, options: NMSOptions = NMSOptions()) -> tuple[torch.Tensor, ...]:
+    """Greedy NMS and Cluster-NMS as loops, with the outputs of :func:`exportloss.cluster_nms` (see :func:`_greedy_nms`)."""
     def overlaps(box: np.ndarray, rivals: np.ndarray) -> np.ndarray:
         return nms_criterion(box, rivals, options.kind, options.diou_beta, options.eps)
 
-    return _greedy_nms(boxes, scores, options, overlaps, fast=options.iterations == 1)
+    return _greedy_nms(boxes, scores, options, overlaps)
 
 
-def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, options, overlaps, fast: bool = False):
+def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, options, overlaps) -> tuple[torch.Tensor, ...]:
     """The candidate, tie and output rules both NMS references share; ``overlaps(box [W], rivals [R, W]) -> [R]``.
 
-    Candidates: the top ``options.candidate_count`` (box, class) pairs by descending score, equal scores in
-    their flat order (a stable sort), NaN scores as -inf. A candidate above ``score_thr`` is kept unless an
-    earlier kept one of its class (Fast NMS: any earlier one) overlaps it by more than ``iou_thr``.
+    Pairs: every (box, class) pair (``classes="all"``), or each box as its best class, the lowest on ties
+    (``"best"``, ``"agnostic"``). Candidates: the top ``options.candidate_count`` pairs by descending score,
+    equal scores in their flat order (a stable sort), NaN scores as -inf. A rival is an earlier candidate of
+    the same class (any class for ``"agnostic"``) that overlaps by more than ``iou_thr``.
+
+    * greedy NMS: a candidate above ``score_thr`` is kept unless a kept rival exists;
+    * Cluster-NMS with ``t`` iterations: every candidate starts kept, and each iteration keeps a candidate
+      unless a rival was kept in the previous one (one iteration: Fast NMS). Skipped when ``t`` is at least
+      the number of candidates above ``score_thr``, where it is greedy NMS by construction.
+
+    Reported: Cluster-NMS's first ``max_det`` kept candidates; ``converged`` is whether they equal greedy NMS's;
+    ``num_capped`` counts the pairs above ``score_thr`` that are not candidates.
     """
     batch, num_boxes, width = boxes.shape
-    flat_scores = scores.reshape(batch, -1).double().numpy()
-    candidates = options.candidate_count(flat_scores.shape[1])
-    num_classes = flat_scores.shape[1] // num_boxes
+    all_scores = scores.reshape(batch, num_boxes, -1).double().numpy()
+    all_scores = np.where(np.isnan(all_scores), -np.inf, all_scores)
+    num_classes = all_scores.shape[2]
     num_dets = torch.zeros(batch, dtype=torch.int64)
     det_boxes = torch.zeros(batch, options.max_det, width, dtype=torch.float64)
     det_scores = torch.zeros(batch, options.max_det, dtype=torch.float64)
     det_classes = torch.full((batch, options.max_det), -1, dtype=torch.int64)
+    det_indices = torch.full((batch, options.max_det), -1, dtype=torch.int64)
+    converged = torch.zeros(batch, dtype=torch.bool)
+    num_capped = torch.zeros(batch, dtype=torch.int64)
     for b in range(batch):
-        order = np.argsort(-np.nan_to_num(flat_scores[b], nan=-np.inf), kind="stable")[:candidates]
-        cand_scores, cand_classes = flat_scores[b][order], order % num_classes
-        cand_boxes = boxes[b].double().numpy()[order // num_classes]
-        kept: list[int] = []
-        for j in range(len(order)):
-            if cand_scores[j] <= options.score_thr or len(kept) == options.max_det:
+        if options.classes == "all" or num_classes == 1:
+            pair_scores = all_scores[b].reshape(-1)
+            pair_boxes, pair_classes = np.divmod(np.arange(pair_scores.size), num_classes)
+        else:
+            pair_classes = np.argmax(all_scores[b], axis=1)  # the first maximum
+            pair_scores = all_scores[b, np.arange(num_boxes), pair_classes]
+            pair_boxes = np.arange(num_boxes)
+        order = np.argsort(-pair_scores, kind="stable")[: options.candidate_count(pair_scores.size)]
+        cand_scores, cand_classes, cand_index = pair_scores[order], pair_classes[order], pair_boxes[order]
+        cand_boxes = boxes[b].double().numpy()[cand_index]
+        above = int((cand_scores > options.score_thr).sum())  # a prefix of the candidates
+        num_capped[b] = int((pair_scores > options.score_thr).sum()) - above
+
+        def rivals(j: int, among: np.ndarray) -> np.ndarray:
+            """The candidates of ``among`` (all before ``j``) that may suppress candidate ``j``."""
+            if options.classes != "agnostic":
+                among = among[cand_classes[among] == cand_classes[j]]
+            return among[overlaps(cand_boxes[j], cand_boxes[among]) > options.iou_thr]
+
+        greedy: list[int] = []
+        for j in range(above):
+            if len(greedy) == options.max_det:
                 break
-            rivals = np.arange(j) if fast else np.array(kept, dtype=np.int64)
-            rivals = rivals[cand_classes[rivals] == cand_classes[j]]
-            if not (overlaps(cand_boxes[j], cand_boxes[rivals]) > options.iou_thr).any():
-                kept.append(j)
+            if not len(rivals(j, np.array(greedy, dtype=np.int64))):
+                greedy.append(j)
+        kept = greedy
+        iterations = options.iteration_count(len(order))
+        if iterations < above:
+            suppressors = [rivals(j, np.arange(j)) for j in range(above)]
+            keep = np.ones(above, dtype=bool)
+            for _ in range(iterations):
+                keep = np.array([not keep[suppressors[j]].any() for j in range(above)], dtype=bool)
+            kept = [int(j) for j in np.flatnonzero(keep)[: options.max_det]]
+        converged[b] = kept == greedy
         num_dets[b] = len(kept)
         det_boxes[b, : len(kept)] = torch.from_numpy(cand_boxes[kept])
         det_scores[b, : len(kept)] = torch.from_numpy(cand_scores[kept])
         det_classes[b, : len(kept)] = torch.from_numpy(cand_classes[kept])
-    return num_dets, det_boxes, det_scores, det_classes
+        det_indices[b, : len(kept)] = torch.from_numpy(cand_index[kept])
+    if options.outputs == "efficientnms":
+        return (num_dets.to(torch.int32).unsqueeze(1), det_boxes, det_scores, det_classes.to(torch.int32),
+                det_indices.to(torch.int32), converged, num_capped.to(torch.int32))
+    return num_dets, det_boxes, det_scores, det_classes, det_indices, converged, num_capped
 
 
 def max_iou_assign_reference(
@@ -178,8 +211,8 @@ def match_metrics_reference(
 
 def rotated_nms_reference(
     boxes: torch.Tensor, scores: torch.Tensor, options: RotatedNMSOptions = RotatedNMSOptions()
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy rotated NMS with the outputs and candidate/tie rules of :func:`exportloss.cluster_nms`."""
+) -> tuple[torch.Tensor, ...]:
+    """Greedy rotated NMS and Cluster-NMS with the outputs and candidate/tie rules of :func:`exportloss.cluster_nms`."""
 
     def overlaps(box: np.ndarray, rivals: np.ndarray) -> np.ndarray:
         return np.array([rotated_pair_iou(list(rival), list(box), options.criterion, options.eps) for rival in rivals])

@@ -26,8 +26,8 @@ def kept_scores(dets: exportloss.Detections, b: int = 0) -> list[float]:
 
 
 def assert_same(got, want) -> None:
-    names = ("num_dets", "det_boxes", "det_scores", "det_classes")
-    for name, g, w in zip(names, got, want):
+    assert len(got) == len(want)
+    for name, g, w in zip(exportloss.Detections._fields, got, want):
         assert g.shape == w.shape, name
         torch.testing.assert_close(g.double(), w.double(), atol=0, rtol=0, msg=name)
 
@@ -101,13 +101,84 @@ def long_chain(length: int) -> tuple[torch.Tensor, torch.Tensor]:
     return boxes, torch.linspace(0.9, 0.1, length).unsqueeze(0)
 
 
-def test_long_chain_needs_as_many_iterations_as_its_length():
-    boxes, scores = long_chain(40)
-    greedy = nms_reference(boxes.double(), scores.double())
-    assert greedy[0].tolist() == [20]  # every other box
-    assert_same(exportloss.cluster_nms(boxes, scores, iterations=40), greedy)
-    # The default is measured on detector-like scenes, not adversarial chains: here it falls short.
-    assert int(exportloss.cluster_nms(boxes, scores).num_dets) != 20
+def greedy(boxes: torch.Tensor, scores: torch.Tensor, **options) -> tuple[torch.Tensor, ...]:
+    """The float64 greedy NMS reference (iterations = the pair count skips the Cluster-NMS loops)."""
+    return nms_reference(boxes.double(), scores.double(), NMSOptions(iterations=scores[0].numel(), **options))
+
+
+def test_long_chain_is_flagged_at_the_default_and_exact_with_enough_iterations():
+    """The 100-box chain: greedy NMS keeps every other box (50); 16 iterations keep 92 and say so."""
+    boxes, scores = long_chain(100)
+    want = greedy(boxes, scores, max_det=300)
+    assert want[0].tolist() == [50] and want[4][0, :50].tolist() == list(range(0, 100, 2))
+    default = exportloss.cluster_nms(boxes, scores, max_det=300)
+    assert default.num_dets.tolist() == [92] and default.converged.tolist() == [False]
+    assert_same(default, nms_reference(boxes.double(), scores.double(), NMSOptions(max_det=300)))  # the loops agree
+    exact = exportloss.cluster_nms(boxes, scores, max_det=300, iterations=100)
+    assert_same(exact, want)
+    assert exact.converged.tolist() == [True] and exact.num_capped.tolist() == [0]
+    # The first 9 detections precede the first box the 17th iteration would change: certified, and right.
+    first = exportloss.cluster_nms(boxes, scores, max_det=9)
+    assert first.converged.tolist() == [True]
+    assert_same(first, greedy(boxes, scores, max_det=9))
+    assert exportloss.cluster_nms(boxes, scores, max_det=10).converged.tolist() == [False]
+
+
+def test_flag_is_false_exactly_where_the_result_differs_from_greedy():
+    """Iterations from 1 to 100 on the 100-box chain, 1 to 8 on a 3-class tied scene: converged == (equal to greedy)."""
+    rng = np.random.default_rng(65)
+    scene = detection_scene(rng, (2, 200, 4), (2, 200, 3))
+    tied = torch.from_numpy(scene["boxes"]), torch.round(torch.from_numpy(scene["scores"]) * 8) / 8
+    for (boxes, scores), counts in ((long_chain(100), (1, 2, 40, 78, 79, 80, 100)), (tied, range(1, 9))):
+        want = greedy(boxes, scores, max_det=40)
+        flags = set()
+        for iterations in counts:
+            got = exportloss.cluster_nms(boxes, scores, max_det=40, iterations=iterations)
+            for b in range(boxes.shape[0]):
+                same = all(torch.equal(g[b].double(), w[b].double()) for g, w in zip(got[:5], want[:5]))
+                assert bool(got.converged[b]) == same, (iterations, b)
+                flags.add(same)
+        assert flags == {True, False}
+
+
+def test_more_candidates_than_the_cap_are_counted():
+    """600 disjoint boxes above score_thr, 500 candidates: 100 pairs capped; greedy over all pairs keeps 600."""
+    boxes = torch.tensor([[[20.0 * (i % 30), 20.0 * (i // 30), 20 * (i % 30) + 10, 20 * (i // 30) + 10] for i in range(600)]])
+    scores = torch.linspace(0.9, 0.1, 600).unsqueeze(0)
+    got = exportloss.cluster_nms(boxes, scores, candidates=500, max_det=600)
+    assert got.num_dets.tolist() == [500] and got.num_capped.tolist() == [100] and got.converged.tolist() == [True]
+    assert greedy(boxes, scores, candidates=600, max_det=600)[0].tolist() == [600]
+    assert_same(got, nms_reference(boxes.double(), scores.double(), NMSOptions(candidates=500, max_det=600)))
+    # With max_det kept among the candidates the cap cannot matter: the first 300 are greedy NMS's over all pairs.
+    first = exportloss.cluster_nms(boxes, scores, candidates=500, max_det=300)
+    assert first.num_capped.tolist() == [100]
+    assert_same(first[:5], greedy(boxes, scores, candidates=600, max_det=300)[:5])
+
+
+def exact_claim(dets: exportloss.Detections, max_det: int) -> torch.Tensor:
+    """``[B]``: the outputs promise greedy NMS over all pairs (converged, and the cap left out nothing that counts)."""
+    return dets.converged & ((dets.num_capped == 0) | (dets.num_dets == max_det))
+
+
+@pytest.mark.parametrize("classes", ["all", "best", "agnostic"])
+def test_dense_tied_images_equal_greedy_over_all_pairs_or_are_flagged(classes):
+    """30 seeded dense images (600 boxes x 4 classes, scores in 1/16 steps: ties everywhere; 695 to 760 pairs above
+    score_thr and 732 candidates, so about half the images are capped) per class mode: every image the flags call
+    exact equals float64 greedy NMS over all pairs, and every other image differs or was flagged."""
+    rng = np.random.default_rng(6200)
+    claimed = equal = 0
+    for _ in range(15):
+        scene = detection_scene(rng, (2, 600, 4), (2, 600, 4))
+        boxes, scores = torch.from_numpy(scene["boxes"]), torch.round(torch.from_numpy(scene["scores"]) * 16) / 16
+        got = exportloss.cluster_nms(boxes, scores, candidates=732, max_det=100, classes=classes)
+        want = greedy(boxes, scores, candidates=2400, max_det=100, classes=classes)
+        for b in range(2):
+            same = all(torch.equal(g[b].double(), w[b].double()) for g, w in zip(got[:5], want[:5]))
+            claim = bool(exact_claim(got, 100)[b])
+            assert same or not claim
+            claimed += claim
+            equal += same
+    assert claimed >= 10 and equal >= claimed
 
 
 @pytest.mark.parametrize("kind", ["iou", "diou"])
@@ -124,7 +195,7 @@ def test_default_iterations_reach_greedy_on_detector_scenes(kind, num_classes):
     for _ in range(100):
         scene = detection_scene(rng, (2, 200, 4), scores_shape)
         boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
-        want = nms_reference(boxes.double(), scores.double(), NMSOptions(kind=kind))
+        want = greedy(boxes, scores, kind=kind)
         assert_same(exportloss.cluster_nms(boxes, scores, kind=kind), want)
         four = exportloss.cluster_nms(boxes, scores, kind=kind, iterations=4)
         short_of_greedy_at_4 += not all(torch.equal(g.double(), w.double()) for g, w in zip(four, want))
@@ -138,8 +209,7 @@ def test_default_iterations_reach_greedy_on_dense_class_agnostic_scenes(kind):
     for _ in range(5):
         scene = detection_scene(rng, (2, 1000, 4), (2, 1000))
         boxes, scores = torch.from_numpy(scene["boxes"]), torch.from_numpy(scene["scores"])
-        want = nms_reference(boxes.double(), scores.double(), NMSOptions(kind=kind))
-        assert_same(exportloss.cluster_nms(boxes, scores, kind=kind), want)
+        assert_same(exportloss.cluster_nms(boxes, scores, kind=kind), greedy(boxes, scores, kind=kind))
 
 
 @pytest.mark.parametrize("kind", ["iou", "diou"])
@@ -169,7 +239,7 @@ def small_scenes(draw):
 def test_enough_iterations_are_exactly_greedy(scene, kind, iou_thr, beta):
     boxes, scores = scene
     k = boxes.shape[1] * scores.shape[2]
-    want = nms_reference(boxes.double(), scores.double(), NMSOptions(iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5))
+    want = nms_reference(boxes.double(), scores.double(), NMSOptions(iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5, iterations=k))
     assert_same(exportloss.cluster_nms(boxes, scores, iou_thr, kind, beta, max_det=5, iterations=k), want)
     fast = nms_reference(boxes.double(), scores.double(), NMSOptions(iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5, iterations=1))
     assert_same(exportloss.fast_nms(boxes, scores, iou_thr=iou_thr, kind=kind, diou_beta=beta, max_det=5), fast)
@@ -220,8 +290,8 @@ def test_matches_torchvision_batched_nms_when_installed():
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 6)), ValueError, r"scores must have shape \[B, N\] or \[B, N, C\]"),
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.ones(2, 5, dtype=torch.int64)), TypeError, r"scores must be a floating-point"),
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), kind="giou"), ValueError, r"kind must be one of 'iou', 'diou'"),
-        (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), max_det=5000), ValueError, r"max_det must be an int in \[1, 3839\]"),
-        (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), candidates=4000), ValueError, r"candidates must be"),
+        (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), max_det=0), ValueError, r"max_det must be a positive int"),
+        (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), candidates=0), ValueError, r"candidates must be a positive int"),
         (lambda: exportloss.cluster_nms(torch.rand(2, 5, 4), torch.rand(2, 5), iterations=0), ValueError, r"iterations must be a positive int"),
         (lambda: exportloss.ClusterNMS(kind="diou", diou_beta=0), ValueError, r"diou_beta must be finite and > 0"),
     ],

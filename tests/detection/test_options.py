@@ -31,10 +31,13 @@ FAMILY = [
     [
         (lambda: NMSOptions(kind="giou"), r"^kind must be one of 'iou', 'diou'; got 'giou'$"),
         (lambda: NMSOptions(iou_thr=1.5), r"^iou_thr must be finite and lie in \[-1, 1\]; got 1.5$"),
-        (lambda: NMSOptions(max_det=5000), r"^max_det must be an int in \[1, 3839\]"),
+        (lambda: NMSOptions(max_det=0), r"^max_det must be a positive int; got 0$"),
+        (lambda: NMSOptions(classes="each"), r"^classes must be one of 'all', 'best', 'agnostic'; got 'each'$"),
+        (lambda: NMSOptions(outputs="trt"), r"^outputs must be one of 'default', 'efficientnms'; got 'trt'$"),
+        (lambda: NMSOptions(iterations="many"), r"^iterations must be a positive int or 'auto'; got 'many'$"),
         (lambda: NMSOptions(diou_beta=0), r"^diou_beta must be finite and > 0"),
         (lambda: RotatedNMSOptions(criterion="diou"), r"^criterion must be one of 'iou', 'probiou'; got 'diou'$"),
-        (lambda: RotatedNMSOptions(candidates=0), r"^candidates must be an int in \[1, 3839\]"),
+        (lambda: RotatedNMSOptions(candidates=0), r"^candidates must be a positive int or None; got 0$"),
         (lambda: AssignOptions(neg_thr=-1.5), r"^neg_thr must be finite and lie in \(-1, 1\]; got -1.5$"),
         (lambda: AssignOptions(eps=0.0), r"^eps must be finite and > 0"),
         (lambda: MatchOptions(thresholds=(0.5, 1.5)), r"^thresholds\[1\] must be finite and lie in \(0, 1\]"),
@@ -49,8 +52,8 @@ def test_a_bad_value_fails_when_the_options_are_made(make, message):
 
 def test_options_are_frozen_normalised_and_hashable():
     options = NMSOptions(iou_thr=1, score_thr=0)
-    assert options == NMSOptions(iou_thr=1.0, score_thr=0.0, iterations=16)  # None stores the default 16
-    assert isinstance(options.iou_thr, float) and options.iterations == 16 and options.candidates is None
+    assert options == NMSOptions(iou_thr=1.0, score_thr=0.0, iterations=None)  # None stores "auto"
+    assert isinstance(options.iou_thr, float) and options.iterations == "auto" and options.candidates is None
     assert MatchOptions(thresholds=[0.5]).thresholds == (0.5,)
     assert len({NMSOptions(), NMSOptions(), NMSOptions(kind="diou")}) == 2
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -61,11 +64,13 @@ def test_options_are_frozen_normalised_and_hashable():
 
 def test_repr_names_every_field():
     assert repr(NMSOptions(kind="diou")) == (
-        "NMSOptions(iou_thr=0.5, score_thr=0.05, max_det=100, iterations=16, candidates=None, eps=1e-07, "
+        "NMSOptions(iou_thr=0.5, score_thr=0.05, max_det=100, iterations='auto', candidates=None, classes='all', "
+        "outputs='default', eps=1e-07, "
         "kind='diou', diou_beta=1.0)"
     )
     assert repr(exportloss.ClusterNMS(kind="diou")) == (
-        "ClusterNMS(iou_thr=0.5, score_thr=0.05, max_det=100, iterations=16, candidates=None, eps=1e-07, "
+        "ClusterNMS(iou_thr=0.5, score_thr=0.05, max_det=100, iterations='auto', candidates=None, classes='all', "
+        "outputs='default', eps=1e-07, "
         "kind='diou', diou_beta=1.0)"
     )
     assert repr(exportloss.MaxIoUAssigner()) == (

@@ -21,7 +21,8 @@ from exportloss.testing.tf32 import evaluator, round_to_tf32
 MODELS = Path(__file__).resolve().parents[2] / "models"
 EXACT_SUM_GRAPHS = ("center_update",)
 """One-hot MatMuls whose float32 result must not depend on the matmul precision (Veltkamp-split features)."""
-EXACT_COUNT_GRAPHS = ("cluster_nms", "cluster_diou_nms", "fast_nms", "rotated_cluster_nms")
+EXACT_COUNT_GRAPHS = ("cluster_nms", "cluster_diou_nms", "fast_nms", "cluster_nms_best_class", "cluster_nms_efficientnms",
+                      "rotated_cluster_nms")
 """0/1 x 0/1 MatMuls (NMS's suppression counts): exact in TF32 as they stand."""
 TF32_TOLERANCE = {"arc_softmax": 2e-3, "arcface_loss": 2e-3, "cosface_loss": 2e-3}
 """Absolute tolerance under TF32 of the graphs whose MatMul *is* the metric (cosine logits); the README
