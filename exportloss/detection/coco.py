@@ -1,0 +1,346 @@
+"""COCO's per-image matching (pycocotools ``COCOeval.evaluateImg``, bbox) as a static graph.
+
+Inputs are padded per image, in the order of the COCO files (ground truths in annotation order,
+detections in results-file order); a category id of ``-1`` marks padding. Everything is computed in
+float64 whatever the input dtype, so that equal IoUs, IoUs exactly on a threshold and equal scores are
+decided as pycocotools decides them:
+
+* **Rank**: a detection's rank within its (image, category) is the number of detections of that
+  category with ``score_e > score_d`` or ``score_e == score_d and e < d`` (pycocotools' stable sort by
+  descending score), by pairwise comparison. Only ranks ``< max_dets`` (``kept``) enter matching.
+* **IoU** in pycocotools' ``bbIou`` operation order from xywh: ``w = min(x_d + w_d, x_g + w_g) −
+  max(x_d, x_g)``, likewise ``h``; 0 unless both are positive; ``IoU = w·h / u`` with ``u = (a_d + a_g) −
+  w·h`` and, for a crowd ground truth, ``u = a_d`` (``a = w·h`` of the box). With ``box_format="xyxy"``
+  the right and bottom edges are the given ones and ``a = (x2 − x1)(y2 − y1)``.
+* **Ignore**: a ground truth is ignored in an area range when crowd or when its annotation area is
+  outside the range (bounds inclusive, :data:`~exportloss.detection.options.COCO_AREA_RANGES`).
+* **Matching**, for each area range and each threshold ``t`` of
+  :data:`~exportloss.detection.options.COCO_IOU_THRESHOLDS` (a match needs ``IoU >= t``): in rank order
+  each kept detection takes one available ground truth of its category; non-ignored ones are preferred
+  whatever the IoU, then the highest IoU, then the *last* in file order; crowd ground truths are never
+  used up (their ``gt_match`` is the last detection that took them); any other matched one is used up.
+* A detection matched to an ignored ground truth, or unmatched with ``w·h`` outside the range, is ignored.
+
+**Settling rounds** replace pycocotools' loop over detections (no Loop, NonZero, TopK or ArgMax). Each
+round every unsettled detection picks its favourite among the ground truths that no settled detection
+has used up; it settles when it has none, when its favourite is a crowd, or when no earlier unsettled
+detection of its category could take that favourite (IoU ``>= t``). A settled result is final (the
+ground truths it prefers are used up for good, and no earlier detection can take its favourite), and
+the earliest unsettled detection of each category always settles, so ``rounds >= max_dets`` is exact
+by construction; ``unsettled`` counts the (area, threshold, detection) entries still open after the
+rounds (their match reads ``-1``): the outputs equal pycocotools' exactly when it is 0.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..ops.checks import check_boxes, check_label_tensor
+from .options import (COCO_AREA_NAMES, COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_MAX_DETS, COCO_REC_THRESHOLDS,
+                      CocoMatchOptions)
+
+
+class CocoMatches(NamedTuple):
+    """Per image (``B``), for detections ``D``, ground truths ``G``, area ranges ``A = 4`` and thresholds ``T = 10``.
+
+    * ``det_rank [B, D]`` int64: rank within the detection's category, ``-1`` for padding.
+    * ``det_kept [B, D]`` bool: ``0 <= rank < max_dets``.
+    * ``det_match [B, A, T, D]`` int64: index of the matched ground truth, ``-1`` when none.
+    * ``det_ignore [B, A, T, D]`` bool: neither true nor false positive (False for detections not kept).
+    * ``gt_ignore [B, A, G]`` bool: crowd, area outside the range, or padding.
+    * ``gt_match [B, A, T, G]`` int64: index of the (last) detection that took it, ``-1`` when none.
+    * ``unsettled [B]`` int64: open entries after the rounds; 0 means the result is complete.
+    """
+
+    det_rank: torch.Tensor
+    det_kept: torch.Tensor
+    det_match: torch.Tensor
+    det_ignore: torch.Tensor
+    gt_ignore: torch.Tensor
+    gt_match: torch.Tensor
+    unsettled: torch.Tensor
+
+
+def coco_match(
+    det_boxes: torch.Tensor,
+    det_scores: torch.Tensor,
+    det_categories: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_categories: torch.Tensor,
+    gt_crowd: torch.Tensor,
+    gt_areas: torch.Tensor,
+    box_format: str = "xywh",
+    max_dets: int = 100,
+    rounds: int | None = None,
+    *,
+    options: CocoMatchOptions | None = None,
+) -> CocoMatches:
+    """pycocotools' per-image bbox matching for all area ranges and IoU thresholds (module docstring).
+
+    Args:
+        det_boxes: ``[B, D, 4]`` detection boxes (``box_format``), padded to D, in results-file order.
+        det_scores: ``[B, D]`` scores; a NaN score counts as padding.
+        det_categories: ``[B, D]`` int64 category ids, ``-1`` for padding.
+        gt_boxes: ``[B, G, 4]`` ground-truth boxes (``box_format``), padded to G, in annotation order.
+        gt_categories: ``[B, G]`` int64 category ids, ``-1`` for padding.
+        gt_crowd: ``[B, G]`` bool ``iscrowd``.
+        gt_areas: ``[B, G]`` the annotations' ``area`` (not the box's), which decides the area ranges.
+        box_format: ``"xywh"`` or ``"xyxy"``.
+        max_dets: detections per (image, category) that enter matching.
+        rounds: settling rounds (``None``: :data:`~exportloss.detection.options.DEFAULT_COCO_ROUNDS`).
+        options: a prepared :class:`~exportloss.detection.options.CocoMatchOptions` instead of the keywords.
+
+    Returns:
+        :class:`CocoMatches`.
+    """
+    options = CocoMatchOptions.resolve(options, box_format=box_format, max_dets=max_dets, rounds=rounds)
+    return _coco_match(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas, options)
+
+
+def _check_inputs(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas) -> None:
+    for name, boxes in (("det_boxes", det_boxes), ("gt_boxes", gt_boxes)):
+        if check_boxes(name, boxes, min_dim=3).dim() != 3:
+            raise ValueError(f"{name} must have shape [B, N, 4]; got {list(boxes.shape)}")
+    if det_boxes.shape[0] != gt_boxes.shape[0]:
+        raise ValueError(f"det_boxes and gt_boxes must have the same batch size; got {det_boxes.shape[0]} and {gt_boxes.shape[0]}")
+    for name, tensor, boxes_name, boxes in (
+        ("det_scores", det_scores, "det_boxes", det_boxes), ("det_categories", det_categories, "det_boxes", det_boxes),
+        ("gt_categories", gt_categories, "gt_boxes", gt_boxes), ("gt_crowd", gt_crowd, "gt_boxes", gt_boxes),
+        ("gt_areas", gt_areas, "gt_boxes", gt_boxes),
+    ):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
+        if tensor.shape != boxes.shape[:2]:
+            raise ValueError(f"{name} must have shape {list(boxes.shape[:2])} ({boxes_name}' [B, N]); got {list(tensor.shape)}")
+    check_label_tensor("det_categories", det_categories)
+    check_label_tensor("gt_categories", gt_categories)
+    if gt_crowd.dtype != torch.bool:
+        raise TypeError(f"gt_crowd must be a bool tensor; got dtype {gt_crowd.dtype}")
+    for name, tensor in (("det_scores", det_scores), ("gt_areas", gt_areas)):
+        if not tensor.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor; got dtype {tensor.dtype}")
+
+
+def _edges(boxes: torch.Tensor, box_format: str) -> tuple[torch.Tensor, ...]:
+    """``(x1, y1, x2, y2, area)`` in float64; from xywh the right edge is ``w + x`` as in ``bbIou``."""
+    boxes = boxes.double()
+    x1, y1, a, b = boxes.unbind(-1)
+    if box_format == "xywh":
+        return x1, y1, a + x1, b + y1, a * b
+    return x1, y1, a, b, (a - x1) * (b - y1)
+
+
+def _coco_match(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas,
+                options: CocoMatchOptions) -> CocoMatches:
+    _check_inputs(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas)
+    batch, num_dets, num_gts = det_boxes.shape[0], det_boxes.shape[1], gt_boxes.shape[1]
+    device = det_boxes.device
+    scores = det_scores.double()
+    det_cat, gt_cat = det_categories.long(), gt_categories.long()
+
+    # Rank within the category by pairwise comparison: e is ahead of d on a higher score, or an equal one earlier.
+    det_valid = (det_cat >= 0) & (scores == scores)
+    det_index = torch.arange(num_dets, device=device)
+    ahead = (scores.unsqueeze(1) > scores.unsqueeze(2)) | (
+        (scores.unsqueeze(1) == scores.unsqueeze(2)) & (det_index.view(1, 1, -1) < det_index.view(1, -1, 1)))
+    same_category = (det_cat.unsqueeze(2) == det_cat.unsqueeze(1)) & det_valid.unsqueeze(1) & det_valid.unsqueeze(2)
+    rank = (ahead & same_category).long().sum(dim=2)  # [B, D]: rank[b, d] = #{e ahead of d, same category}
+    rank = torch.where(det_valid, rank, -1)
+    kept = det_valid & (rank < options.max_dets)
+
+    # IoU [B, D, G] in bbIou's order, float64.
+    dx1, dy1, dx2, dy2, det_area = _edges(det_boxes, options.box_format)
+    gx1, gy1, gx2, gy2, gt_box_area = _edges(gt_boxes, options.box_format)
+    width = torch.minimum(dx2.unsqueeze(2), gx2.unsqueeze(1)) - torch.maximum(dx1.unsqueeze(2), gx1.unsqueeze(1))
+    height = torch.minimum(dy2.unsqueeze(2), gy2.unsqueeze(1)) - torch.maximum(dy1.unsqueeze(2), gy1.unsqueeze(1))
+    inter = width * height
+    union = torch.where(gt_crowd.unsqueeze(1), det_area.unsqueeze(2),
+                        (det_area.unsqueeze(2) + gt_box_area.unsqueeze(1)) - inter)
+    iou = torch.where((width > 0) & (height > 0), inter / union, 0.0)
+
+    # Area ranges [A]: ignore flags of ground truths [B, A, G] and of unmatched detections [B, A, D].
+    ranges = torch.tensor(COCO_AREA_RANGES, dtype=torch.float64, device=device)
+    low, high = ranges[:, 0].view(1, -1, 1), ranges[:, 1].view(1, -1, 1)
+    areas = gt_areas.double().unsqueeze(1)
+    gt_valid = gt_cat >= 0
+    gt_ignore = gt_crowd.unsqueeze(1) | (areas < low) | (areas > high) | ~gt_valid.unsqueeze(1)
+    det_outside = (det_area.unsqueeze(1) < low) | (det_area.unsqueeze(1) > high)
+
+    # Static preference of each detection over the ground truths of its category [B, A, D, G] (0 = favourite):
+    # how many of them beat g on (not ignored, IoU, later in file order).
+    pair = (det_cat.unsqueeze(2) == gt_cat.unsqueeze(1)) & kept.unsqueeze(2) & gt_valid.unsqueeze(1)  # [B, D, G]
+    regular = ~gt_ignore  # [B, A, G]
+    reg_g, reg_h = regular.view(batch, -1, 1, num_gts, 1), regular.view(batch, -1, 1, 1, num_gts)
+    iou_g, iou_h = iou.view(batch, 1, num_dets, num_gts, 1), iou.view(batch, 1, num_dets, 1, num_gts)
+    gt_index = torch.arange(num_gts, device=device)
+    later = gt_index.view(1, 1, 1, 1, -1) > gt_index.view(1, 1, 1, -1, 1)
+    beats = (reg_h & ~reg_g) | ((reg_h == reg_g) & ((iou_h > iou_g) | ((iou_h == iou_g) & later)))  # h beats g
+    preference = (beats & pair.view(batch, 1, num_dets, 1, num_gts)).long().sum(dim=4).unsqueeze(2)  # [B, A, 1, D, G]
+
+    thresholds = torch.tensor(COCO_IOU_THRESHOLDS, dtype=torch.float64, device=device).view(1, 1, -1, 1, 1)
+    eligible = pair.unsqueeze(1).unsqueeze(1) & (iou.unsqueeze(1).unsqueeze(1) >= thresholds)  # [B, 1, T, D, G]
+    crowd = gt_crowd.view(batch, 1, 1, 1, num_gts)
+    rank_d = rank.view(batch, 1, 1, num_dets)
+    no_preference, no_rank = num_gts, options.max_dets
+
+    shape = (batch, len(COCO_AREA_RANGES), len(COCO_IOU_THRESHOLDS))
+    settled = (~kept).view(batch, 1, 1, num_dets).expand(*shape, num_dets)
+    match = torch.full((*shape, num_dets), -1, dtype=torch.int64, device=device)
+    used = torch.zeros((*shape, num_gts), dtype=torch.bool, device=device)
+    for _ in range(options.rounds):
+        candidates = eligible & ~used.unsqueeze(3)
+        best = torch.where(candidates, preference, no_preference).amin(dim=4)  # [B, A, T, D]
+        favourite = candidates & (preference == best.unsqueeze(4))  # one-hot, or empty
+        open_claims = eligible & ~settled.unsqueeze(4)
+        first_claim = torch.where(open_claims, rank_d.unsqueeze(4), no_rank).amin(dim=3)  # [B, A, T, G]
+        claim_on_favourite = torch.where(favourite, first_claim.unsqueeze(3), no_rank).amin(dim=4)
+        to_crowd = (favourite & crowd).any(dim=4)
+        has_favourite = best < no_preference
+        settle = ~settled & (~has_favourite | to_crowd | (claim_on_favourite >= rank_d))
+        favourite_index = torch.where(favourite, gt_index.view(1, 1, 1, 1, -1), -1).amax(dim=4)
+        match = torch.where(settle, favourite_index, match)
+        used = used | (favourite & settle.unsqueeze(4) & ~crowd).any(dim=3)
+        settled = settled | settle
+    unsettled = (~settled).long().sum(dim=(1, 2, 3))
+    match = torch.where(settled, match, -1)
+
+    matched_gt = match.unsqueeze(4) == gt_index.view(1, 1, 1, 1, -1)  # [B, A, T, D, G]
+    to_ignored = (matched_gt & gt_ignore.unsqueeze(2).unsqueeze(3)).any(dim=4)
+    det_ignore = kept.view(batch, 1, 1, num_dets) & torch.where(match >= 0, to_ignored, det_outside.unsqueeze(2))
+    last_rank = torch.where(matched_gt, rank_d.unsqueeze(4), -1).amax(dim=3)  # [B, A, T, G]
+    last = matched_gt & (rank_d.unsqueeze(4) == last_rank.unsqueeze(3))
+    gt_match = torch.where(last, det_index.view(1, 1, 1, -1, 1), -1).amax(dim=3)
+    return CocoMatches(rank, kept, match, det_ignore, gt_ignore, gt_match, unsettled)
+
+
+class CocoMatch(nn.Module):
+    """Module form of :func:`coco_match`: ``forward(det_boxes, det_scores, det_categories, gt_boxes, gt_categories,
+    gt_crowd, gt_areas) -> CocoMatches``. Takes a :class:`~exportloss.detection.options.CocoMatchOptions` or its
+    fields as keywords; kept as ``self.options``."""
+
+    def __init__(self, options: CocoMatchOptions | None = None, **keywords) -> None:
+        super().__init__()
+        self.options = CocoMatchOptions.resolve(options, **keywords)
+
+    def forward(self, det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas) -> CocoMatches:
+        return _coco_match(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas, self.options)
+
+    def extra_repr(self) -> str:
+        return self.options.fields_repr()
+
+
+class CocoAccumulation(NamedTuple):
+    """pycocotools' ``eval`` arrays: ``precision [T, R, K, A, M]`` and ``recall [T, K, A, M]``, ``-1`` where a
+    category has no countable ground truth in that area range; ``stats [12]``, the summary."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    stats: np.ndarray
+
+
+def coco_accumulate(
+    det_category: np.ndarray,
+    det_score: np.ndarray,
+    det_image: np.ndarray,
+    det_rank: np.ndarray,
+    det_matched: np.ndarray,
+    det_ignore: np.ndarray,
+    num_positive: np.ndarray,
+    max_dets: tuple[int, ...] = COCO_MAX_DETS,
+) -> CocoAccumulation:
+    """pycocotools' ``accumulate`` and ``summarize`` over a whole dataset's matching, vectorised in numpy.
+
+    Args:
+        det_category: ``[N]`` category *index* (0..K-1) of each kept detection (rank < ``max(max_dets)``).
+        det_score: ``[N]`` float64 scores.
+        det_image: ``[N]`` image position (pycocotools' sorted image-id order).
+        det_rank: ``[N]`` rank within its (image, category), from :func:`coco_match`.
+        det_matched: ``[N, A, T]`` bool, matched to a ground truth (``det_match >= 0``).
+        det_ignore: ``[N, A, T]`` bool, :func:`coco_match`'s ``det_ignore``.
+        num_positive: ``[K, A]`` ground truths that are not ignored (pycocotools' ``npig``).
+        max_dets: pycocotools' ``maxDets``.
+
+    One stable sort on (category, descending score, image, rank), pycocotools' order, serves every
+    ``max_dets`` (a cut by rank keeps it); cumulative true and false positives per category; recall
+    ``tp / npig`` and precision ``tp / (tp + fp + 2^-52)``; the precision read at the first position whose
+    recall reaches each of the 101 recall points is the largest precision from there on (pycocotools'
+    reverse running maximum), 0 where the recall is never reached.
+    """
+    num_categories, num_areas = num_positive.shape
+    num_thresholds, num_recalls = len(COCO_IOU_THRESHOLDS), len(COCO_REC_THRESHOLDS)
+    rec_thresholds = np.array(COCO_REC_THRESHOLDS)
+    precision = -np.ones((num_thresholds, num_recalls, num_categories, num_areas, len(max_dets)))
+    recall = -np.ones((num_thresholds, num_categories, num_areas, len(max_dets)))
+    order = np.lexsort((det_rank, det_image, -np.asarray(det_score, np.float64), det_category))
+    npig = np.asarray(num_positive, np.int64).T[:, None, :]  # [A, 1, K]
+    counted = npig > 0
+    # The smallest true-positive count whose recall v / npig reaches each recall point [A, 1, K, R], found as
+    # pycocotools compares it (float64 division), so that the read-out index is exact.
+    need = np.ceil(rec_thresholds * npig[..., None]).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need += (need / npig[..., None] < rec_thresholds)  # one up where rounding left it short
+        need -= ((need - 1) / npig[..., None] >= rec_thresholds) & (need > 0)  # one down where it overshot
+    for m, max_det in enumerate(max_dets):
+        rows = order[det_rank[order] < max_det]
+        category = det_category[rows]
+        counts = np.bincount(category, minlength=num_categories)
+        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        length = int(counts.max(initial=0))
+        slot = np.arange(len(rows)) - start[category]
+        counted_det = ~det_ignore[rows].transpose(1, 2, 0)  # [A, T, n]
+        hits = det_matched[rows].transpose(1, 2, 0)
+        # Per category, padded to the longest: [A, T, K, L]; padding repeats a category's final counts.
+        tp = np.zeros((num_areas, num_thresholds, num_categories, length + 1), np.int64)
+        fp = np.zeros_like(tp)
+        tp[:, :, category, slot + 1] = hits & counted_det
+        fp[:, :, category, slot + 1] = ~hits & counted_det
+        tp, fp = np.cumsum(tp, axis=-1)[..., 1:], np.cumsum(fp, axis=-1)[..., 1:]
+        present = np.arange(length) < counts[:, None]  # [K, L]
+        tp_f, fp_f = tp.astype(np.float64), fp.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pr = np.where(present, tp_f / (fp_f + tp_f + np.spacing(1)), 0.0)
+        best_after = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]  # [A, T, K, L]
+        # First position whose true-positive count reaches `need`: a search on keys increasing across rows.
+        keys = tp + (np.arange(num_areas * num_thresholds * num_categories).reshape(num_areas, num_thresholds, -1, 1)
+                     * (len(det_rank) + 2))
+        targets = np.broadcast_to(need, (num_areas, num_thresholds, num_categories, num_recalls)) + (
+            np.arange(num_areas * num_thresholds * num_categories).reshape(num_areas, num_thresholds, -1, 1) * (len(det_rank) + 2))
+        flat = np.searchsorted(keys.reshape(-1), targets.reshape(-1), side="left").reshape(targets.shape)
+        at = flat - (np.arange(num_areas * num_thresholds * num_categories) * length).reshape(num_areas, num_thresholds, -1, 1)
+        reached = at < counts[:, None]
+        q = np.where(reached, np.take_along_axis(best_after, np.minimum(at, max(length - 1, 0)), axis=-1) if length else 0.0, 0.0)
+        final_tp = tp_f[..., -1] if length else np.zeros((num_areas, num_thresholds, num_categories))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rc = np.where(counts > 0, final_tp / npig, 0.0)  # [A, T, K]
+        precision[..., m] = np.where(counted[..., None], q, -1.0).transpose(1, 3, 2, 0)
+        recall[..., m] = np.where(counted, rc, -1.0).transpose(1, 2, 0)
+    return CocoAccumulation(precision, recall, coco_summarize(precision, recall, max_dets))
+
+
+SUMMARY_ROWS = (
+    # (average precision?, IoU threshold or None for all, area range, max_dets)
+    (True, None, "all", 100), (True, 0.5, "all", 100), (True, 0.75, "all", 100),
+    (True, None, "small", 100), (True, None, "medium", 100), (True, None, "large", 100),
+    (False, None, "all", 1), (False, None, "all", 10), (False, None, "all", 100),
+    (False, None, "small", 100), (False, None, "medium", 100), (False, None, "large", 100),
+)
+"""pycocotools' 12 summary numbers (``_summarizeDets``), in order."""
+
+
+def coco_summarize(precision: np.ndarray, recall: np.ndarray, max_dets: tuple[int, ...] = COCO_MAX_DETS) -> np.ndarray:
+    """pycocotools' ``summarize``: each of :data:`SUMMARY_ROWS` is the mean over the entries that are not ``-1``
+    (categories without a countable ground truth are left out), ``-1`` when there are none."""
+    stats = np.zeros(len(SUMMARY_ROWS))
+    thresholds = np.array(COCO_IOU_THRESHOLDS)
+    for i, (is_ap, iou_thr, area, max_det) in enumerate(SUMMARY_ROWS):
+        a, m = [COCO_AREA_NAMES.index(area)], [list(max_dets).index(max_det)] if max_det in max_dets else []
+        s = precision if is_ap else recall
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == thresholds)[0]]
+        s = s[:, :, :, a, m] if is_ap else s[:, :, a, m]
+        stats[i] = np.mean(s[s > -1]) if (s > -1).any() else -1.0
+    return stats
