@@ -35,6 +35,9 @@ DET_BUCKETS = (4, 16, 64)
 """Detections per row of the graphs (then ``max_dets``); a bucket of at most ``rounds`` is exact by construction."""
 GT_BUCKETS = (4, 16, 64, 256)
 """Ground truths per row of the graphs (then the next power of two that holds the largest group)."""
+EXACT_BUCKET = 16
+"""Buckets of at most this many detections per row run with ``rounds`` = detections (exact by construction, no
+second graph); larger ones run the default rounds and rerun their open rows with ``rounds = detections``."""
 PAIRS_PER_CALL = 1 << 15
 """Rows per call: about this many (detection, ground-truth) slots, so that small rows come in large batches."""
 
@@ -93,7 +96,7 @@ def match_groups(groups: CocoGroups, run: Runner, max_dets: int = 100, rounds: i
     for num_dets, num_gts in sorted(set(zip(det_bucket.tolist(), gt_bucket.tolist()))):
         members = np.flatnonzero((det_bucket == num_dets) & (gt_bucket == num_gts))
         rows = int(min(max(PAIRS_PER_CALL // (num_dets * num_gts), 1), len(members)))
-        bucket_rounds = min(rounds, num_dets)
+        bucket_rounds = num_dets if num_dets <= EXACT_BUCKET else min(rounds, num_dets)
         for start in range(0, len(members), rows):
             chunk = members[start: start + rows]
             open_rows = _match_chunk(groups, chunk, run, num_dets, num_gts, rows, bucket_rounds, result, det_position, gt_position)
@@ -198,7 +201,6 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
     from . import __version__
     from .catalog import get
     from .export import export_model
-    from .model_files import write_model
 
     providers = ["CPUExecutionProvider"] if backend == "ort-cpu" else ["CUDAExecutionProvider"]
     if backend == "ort-cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -215,7 +217,10 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
             if not path.exists():
                 entry = get("coco_match").at(sizes={"batch": rows, "detections": num_dets, "ground_truths": num_gts})
                 entry = dataclasses.replace(entry, make=lambda sizes, r=rounds: _module(r))
-                write_model(path, export_model(entry))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(f".{os.getpid()}.partial")  # atomic: never a half-written model
+                partial.write_bytes(export_model(entry).SerializeToString())
+                os.replace(partial, path)
             sessions[key] = ort.InferenceSession(str(path), options, providers=providers)
         return sessions[key]
 

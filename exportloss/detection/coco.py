@@ -184,33 +184,38 @@ def _coco_match(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, 
     thresholds = torch.tensor(COCO_IOU_THRESHOLDS, dtype=torch.float64, device=device).view(1, 1, -1, 1, 1)
     eligible = pair.unsqueeze(1).unsqueeze(1) & (iou.unsqueeze(1).unsqueeze(1) >= thresholds)  # [B, 1, T, D, G]
     crowd = gt_crowd.view(batch, 1, 1, 1, num_gts)
-    rank_d = rank.view(batch, 1, 1, num_dets)
-    no_preference, no_rank = num_gts, options.max_dets
+    # The rounds work on int32 planes [B, A, T, D, G] prepared once: each detection's preference over the ground
+    # truths it may take (none: num_gts), and each detection's rank as a claimant of the non-crowd ones it may
+    # take (none: max_dets; a crowd is never used up, so nobody's claim on it holds anyone back).
+    none_preferred, no_claim = num_gts, options.max_dets
+    preference = torch.where(eligible, preference.int(), none_preferred)
+    rank_d = rank.int().view(batch, 1, 1, num_dets)
+    claim = torch.where(eligible & ~crowd, rank_d.unsqueeze(4), no_claim)
 
     shape = (batch, len(COCO_AREA_RANGES), len(COCO_IOU_THRESHOLDS))
     settled = (~kept).view(batch, 1, 1, num_dets).expand(*shape, num_dets)
-    match = torch.full((*shape, num_dets), -1, dtype=torch.int64, device=device)
-    used = torch.zeros((*shape, num_gts), dtype=torch.bool, device=device)
+    taken = torch.full((*shape, num_dets), none_preferred, dtype=torch.int32, device=device)  # preference of the match
+    used = torch.zeros((*shape, 1, num_gts), dtype=torch.bool, device=device)
     for _ in range(options.rounds):
-        candidates = eligible & ~used.unsqueeze(3)
-        best = torch.where(candidates, preference, no_preference).amin(dim=4)  # [B, A, T, D]
-        favourite = candidates & (preference == best.unsqueeze(4))  # one-hot, or empty
-        open_claims = eligible & ~settled.unsqueeze(4)
-        first_claim = torch.where(open_claims, rank_d.unsqueeze(4), no_rank).amin(dim=3)  # [B, A, T, G]
-        claim_on_favourite = torch.where(favourite, first_claim.unsqueeze(3), no_rank).amin(dim=4)
-        to_crowd = (favourite & crowd).any(dim=4)
-        has_favourite = best < no_preference
-        settle = ~settled & (~has_favourite | to_crowd | (claim_on_favourite >= rank_d))
-        favourite_index = torch.where(favourite, gt_index.view(1, 1, 1, 1, -1), -1).amax(dim=4)
-        match = torch.where(settle, favourite_index, match)
-        used = used | (favourite & settle.unsqueeze(4) & ~crowd).any(dim=3)
+        available = torch.where(used, none_preferred, preference)
+        best = available.amin(dim=4, keepdim=True)  # [B, A, T, D, 1]: the favourite's preference
+        favourite = (available == best) & (best < none_preferred)  # one-hot, or empty
+        first_claim = torch.where(settled.unsqueeze(4), no_claim, claim).amin(dim=3, keepdim=True)  # [B, A, T, 1, G]
+        claim_on_favourite = torch.where(favourite, first_claim, no_claim).amin(dim=4)
+        settle = ~settled & (claim_on_favourite >= rank_d)  # d is the earliest open claimant of its favourite
+        taken = torch.where(settle, best.squeeze(4), taken)
+        used = used | ((favourite & settle.unsqueeze(4)).any(dim=3, keepdim=True) & ~crowd)
         settled = settled | settle
     unsettled = (~settled).long().sum(dim=(1, 2, 3))
-    match = torch.where(settled, match, -1)
+    taken = torch.where(settled, taken, none_preferred)
+    match = torch.where((preference == taken.unsqueeze(4)) & (taken.unsqueeze(4) < none_preferred),
+                        gt_index.view(1, 1, 1, 1, -1), -1).amax(dim=4)
+    rank_d = rank.view(batch, 1, 1, num_dets)
 
     matched_gt = match.unsqueeze(4) == gt_index.view(1, 1, 1, 1, -1)  # [B, A, T, D, G]
     to_ignored = (matched_gt & gt_ignore.unsqueeze(2).unsqueeze(3)).any(dim=4)
-    det_ignore = kept.view(batch, 1, 1, num_dets) & torch.where(match >= 0, to_ignored, det_outside.unsqueeze(2))
+    # (bool Where has no onnxruntime CPU kernel: the select is written with And/Or)
+    det_ignore = kept.view(batch, 1, 1, num_dets) & (((match >= 0) & to_ignored) | ((match < 0) & det_outside.unsqueeze(2)))
     last_rank = torch.where(matched_gt, rank_d.unsqueeze(4), -1).amax(dim=3)  # [B, A, T, G]
     last = matched_gt & (rank_d.unsqueeze(4) == last_rank.unsqueeze(3))
     gt_match = torch.where(last, det_index.view(1, 1, 1, -1, 1), -1).amax(dim=3)

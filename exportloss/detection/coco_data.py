@@ -51,31 +51,6 @@ class CocoArrays:
         """The largest detection and ground-truth counts of one image."""
         return int(np.diff(self.det_start).max(initial=0)), int(np.diff(self.gt_start).max(initial=0))
 
-    def batch(self, start: int, stop: int, num_dets: int, num_gts: int) -> dict[str, np.ndarray]:
-        """Images ``[start, stop)`` padded to ``stop − start`` rows of ``num_dets`` detections and ``num_gts``
-        ground truths: :func:`exportloss.coco_match`'s inputs by name (category ``-1`` for padding)."""
-        rows = stop - start
-        out = {
-            "det_boxes": np.zeros((rows, num_dets, 4)), "det_scores": np.zeros((rows, num_dets)),
-            "det_categories": np.full((rows, num_dets), -1, np.int64),
-            "gt_boxes": np.zeros((rows, num_gts, 4)), "gt_categories": np.full((rows, num_gts), -1, np.int64),
-            "gt_crowd": np.zeros((rows, num_gts), bool), "gt_areas": np.zeros((rows, num_gts)),
-        }
-        for prefix, size, starts, columns in (
-            ("det", num_dets, self.det_start, (("boxes", self.det_boxes), ("scores", self.det_scores), ("categories", self.det_categories))),
-            ("gt", num_gts, self.gt_start, (("boxes", self.gt_boxes), ("categories", self.gt_categories),
-                                            ("crowd", self.gt_crowd), ("areas", self.gt_areas))),
-        ):
-            first, counts = starts[start:stop], np.diff(starts[start: stop + 1])
-            if counts.max(initial=0) > size:
-                raise ValueError(f"an image has {counts.max()} {prefix}s, more than the batch's {size}")
-            row = np.repeat(np.arange(rows), counts)
-            slot = np.arange(counts.sum()) + starts[start] - np.repeat(first, counts)
-            taken = slice(starts[start], starts[stop])
-            for name, column in columns:
-                out[f"{prefix}_{name}"][row, slot] = column[taken]
-        return out
-
 
 def _number(value, where: str, what: str, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -205,8 +180,8 @@ def synthetic_coco(seed: int, num_images: int = 500, num_categories: int = 80) -
         gts = []
         for _ in range(num_gt):
             side = float(np.exp(rng.uniform(np.log(4), np.log(400))))
-            w = np.round(side * np.exp(rng.normal(0, 0.3)) * 2) / 2
-            h = np.round(side * np.exp(rng.normal(0, 0.3)) * 2) / 2
+            w = min(np.round(side * np.exp(rng.normal(0, 0.3)) * 2) / 2, width)
+            h = min(np.round(side * np.exp(rng.normal(0, 0.3)) * 2) / 2, height)
             x, y = np.round(rng.uniform(0, width - w / 2) * 2) / 2, np.round(rng.uniform(0, height - h / 2) * 2) / 2
             area = float(w * h * rng.uniform(0.6, 1.0)) if rng.uniform() < 0.5 else float(w * h)
             pick = rng.uniform()
@@ -335,3 +310,10 @@ def coco_groups(arrays: CocoArrays, max_dets: int = 100) -> CocoGroups:
         det_start=np.searchsorted(det_group[det_rows], np.arange(len(keys) + 1)),
         gt_start=np.searchsorted(gt_group[gt_rows], np.arange(len(keys) + 1)),
     )
+
+
+def image_groups(arrays: CocoArrays) -> CocoGroups:
+    """One group per image (every category in it), detections uncut: rows of a per-image ``coco_match``."""
+    images = np.arange(arrays.num_images)
+    return CocoGroups(arrays=arrays, image=images, category=np.full(len(images), -1), det_rows=np.arange(len(arrays.det_ids)),
+                      gt_rows=np.arange(len(arrays.gt_ids)), det_start=arrays.det_start, gt_start=arrays.gt_start)
