@@ -95,7 +95,8 @@ def match_groups(groups: CocoGroups, run: Runner, max_dets: int = 100, rounds: i
     gt_position[groups.gt_rows] = np.arange(num_gt_rows)
     for num_dets, num_gts in sorted(set(zip(det_bucket.tolist(), gt_bucket.tolist()))):
         members = np.flatnonzero((det_bucket == num_dets) & (gt_bucket == num_gts))
-        rows = int(min(max(PAIRS_PER_CALL // (num_dets * num_gts), 1), len(members)))
+        # Rows per call: a power of two (so that other data sets reuse the cached graphs), at most PAIRS_PER_CALL slots.
+        rows = int(min(max(PAIRS_PER_CALL // (num_dets * num_gts), 1), _next_power_of_two(len(members))))
         bucket_rounds = num_dets if num_dets <= EXACT_BUCKET else min(rounds, num_dets)
         for start in range(0, len(members), rows):
             chunk = members[start: start + rows]
