@@ -75,7 +75,7 @@ def _next_power_of_two(n: int) -> int:
 
 
 def match_groups(groups: CocoGroups, run: Runner, max_dets: int = 100, rounds: int = DEFAULT_COCO_ROUNDS,
-                 progress: Callable[[int], None] | None = None) -> Matching:
+                 progress: Callable[[int], None] | None = None, rows_per_call: int | None = None) -> Matching:
     """Run ``coco_match`` over every group of ``groups`` through ``run``, bucket by bucket (module docstring)."""
     det_counts, gt_counts = groups.det_counts, groups.gt_counts
     largest_gt = _next_power_of_two(int(gt_counts.max(initial=1)))
@@ -96,7 +96,8 @@ def match_groups(groups: CocoGroups, run: Runner, max_dets: int = 100, rounds: i
     for num_dets, num_gts in sorted(set(zip(det_bucket.tolist(), gt_bucket.tolist()))):
         members = np.flatnonzero((det_bucket == num_dets) & (gt_bucket == num_gts))
         # Rows per call: a power of two (so that other data sets reuse the cached graphs), at most PAIRS_PER_CALL slots.
-        rows = int(min(max(PAIRS_PER_CALL // (num_dets * num_gts), 1), _next_power_of_two(len(members))))
+        most = rows_per_call or max(PAIRS_PER_CALL // (num_dets * num_gts), 1)
+        rows = int(min(most, _next_power_of_two(len(members))))
         bucket_rounds = num_dets if num_dets <= EXACT_BUCKET else min(rounds, num_dets)
         for start in range(0, len(members), rows):
             chunk = members[start: start + rows]
@@ -124,12 +125,12 @@ def _match_chunk(groups, chunk, run, num_dets, num_gts, rows, rounds, result, de
     into_det, into_gt = det_position[det_source], gt_position[gt_source]
     match = outputs["det_match"][det_row, :, :, det_slot]  # [n, A, T]
     result.det_rank[into_det] = outputs["det_rank"][det_row, det_slot]
-    result.det_match[into_det] = np.take_along_axis(gt_of_slot[det_row], np.where(match < 0, num_gts, match).reshape(len(det_row), -1),
+    result.det_match[into_det] = np.take_along_axis(gt_of_slot[det_row], np.where(match < 0, num_gts, match).reshape(len(det_row), int(np.prod(match.shape[1:]))),
                                                     axis=1).reshape(match.shape)
     result.det_ignore[into_det] = outputs["det_ignore"][det_row, :, :, det_slot]
     result.gt_ignore[into_gt] = outputs["gt_ignore"][gt_row, :, gt_slot]
     taken = outputs["gt_match"][gt_row, :, :, gt_slot]
-    result.gt_match[into_gt] = np.take_along_axis(det_of_slot[gt_row], np.where(taken < 0, num_dets, taken).reshape(len(gt_row), -1),
+    result.gt_match[into_gt] = np.take_along_axis(det_of_slot[gt_row], np.where(taken < 0, num_dets, taken).reshape(len(gt_row), int(np.prod(taken.shape[1:]))),
                                                   axis=1).reshape(taken.shape)
     return np.flatnonzero(outputs["unsettled"][: len(chunk)] > 0)
 
@@ -246,7 +247,7 @@ def make_runner(backend: str) -> Runner:
 
 def evaluate(gt: dict | str | os.PathLike, dets: list | str | os.PathLike, backend: str = "ort-cpu",
              rounds: int = DEFAULT_COCO_ROUNDS, progress: Callable[[int], None] | None = None,
-             runner: Runner | None = None) -> CocoResult:
+             runner: Runner | None = None, rows_per_call: int | None = None) -> CocoResult:
     """COCO bbox evaluation of ``dets`` (a results list or its JSON file) against ``gt`` (a COCO dict or its
     JSON file), equal to pycocotools' ``COCOeval(gt, dets, "bbox")`` ``evaluate(); accumulate(); summarize()``.
 
@@ -259,14 +260,16 @@ def evaluate(gt: dict | str | os.PathLike, dets: list | str | os.PathLike, backe
     gt_name, dets_name = (str(gt) if not isinstance(gt, dict) else "ground truth"), (str(dets) if not isinstance(dets, list) else "detections")
     arrays = coco_arrays(load_json(gt), load_json(dets), gt_name, dets_name)
     seconds["load"] = time.perf_counter() - tic
-    return evaluate_arrays(arrays, runner or make_runner(backend), rounds, progress, seconds)
+    return evaluate_arrays(arrays, runner or make_runner(backend), rounds, progress, seconds, rows_per_call)
 
 
 def evaluate_arrays(arrays: CocoArrays, run: Runner, rounds: int = DEFAULT_COCO_ROUNDS,
-                    progress: Callable[[int], None] | None = None, seconds: dict | None = None) -> CocoResult:
+                    progress: Callable[[int], None] | None = None, seconds: dict | None = None,
+                    rows_per_call: int | None = None) -> CocoResult:
+    """:func:`evaluate` on checked arrays with a given runner; ``seconds`` collects the time of each step."""
     seconds = {} if seconds is None else seconds
     tic = time.perf_counter()
-    matching = match_groups(coco_groups(arrays), run, rounds=rounds, progress=progress)
+    matching = match_groups(coco_groups(arrays), run, rounds=rounds, progress=progress, rows_per_call=rows_per_call)
     seconds["match"] = time.perf_counter() - tic
     tic = time.perf_counter()
     acc = accumulate(matching)
@@ -283,3 +286,65 @@ def load_json(source) -> dict | list:
             return json.load(f)
     except json.JSONDecodeError as err:
         raise ValueError(f"{source}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+class CocoMetric:
+    """A stateful COCO bbox metric for training loops (torchmetrics' ``MeanAveragePrecision`` interface):
+    ``update(preds, targets)`` per batch, ``compute()`` at the end, ``reset()`` between epochs.
+
+    ``preds``: one dict per image with ``boxes [N, 4]``, ``scores [N]``, ``labels [N]``; ``targets``: one dict per
+    image with ``boxes [M, 4]``, ``labels [M]`` and optionally ``iscrowd [M]`` and ``area [M]`` (default: box area).
+    Boxes are ``box_format`` (``"xyxy"``, torchmetrics' default, or ``"xywh"``), tensors or arrays. ``compute()``
+    returns pycocotools' 12 numbers under torchmetrics' names (``map``, ``map_50``, ..., ``mar_large``), equal to
+    pycocotools on the same data; categories are the labels seen in targets or predictions.
+    """
+
+    STAT_NAMES = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large",
+                  "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
+
+    def __init__(self, box_format: str = "xyxy", backend: str = "torch") -> None:
+        if box_format not in ("xyxy", "xywh"):
+            raise ValueError(f"box_format must be 'xyxy' or 'xywh'; got {box_format!r}")
+        self.box_format, self.backend = box_format, backend
+        self.reset()
+
+    def reset(self) -> None:
+        self._images: list[dict] = []
+        self._annotations: list[dict] = []
+        self._detections: list[dict] = []
+        self._categories: set[int] = set()
+
+    def _xywh(self, boxes) -> np.ndarray:
+        boxes = np.asarray(boxes.detach().cpu() if isinstance(boxes, torch.Tensor) else boxes, np.float64).reshape(-1, 4)
+        if self.box_format == "xyxy":
+            boxes = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+        return boxes
+
+    @staticmethod
+    def _array(values, dtype) -> np.ndarray:
+        return np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype).reshape(-1)
+
+    def update(self, preds: Iterable[Mapping], targets: Iterable[Mapping]) -> None:
+        preds, targets = list(preds), list(targets)
+        if len(preds) != len(targets):
+            raise ValueError(f"preds and targets must hold the same number of images; got {len(preds)} and {len(targets)}")
+        for pred, target in zip(preds, targets):
+            image_id = len(self._images) + 1
+            self._images.append({"id": image_id})
+            boxes, labels = self._xywh(target["boxes"]), self._array(target["labels"], np.int64)
+            crowd = self._array(target["iscrowd"], np.int64) if "iscrowd" in target else np.zeros(len(labels), np.int64)
+            area = self._array(target["area"], np.float64) if "area" in target else boxes[:, 2] * boxes[:, 3]
+            for box, label, is_crowd, a in zip(boxes.tolist(), labels.tolist(), crowd.tolist(), area.tolist()):
+                self._annotations.append({"id": len(self._annotations) + 1, "image_id": image_id, "category_id": label,
+                                          "bbox": box, "area": a, "iscrowd": int(is_crowd)})
+            det_boxes, scores = self._xywh(pred["boxes"]), self._array(pred["scores"], np.float64)
+            det_labels = self._array(pred["labels"], np.int64)
+            for box, score, label in zip(det_boxes.tolist(), scores.tolist(), det_labels.tolist()):
+                self._detections.append({"image_id": image_id, "category_id": label, "bbox": box, "score": score})
+            self._categories.update(labels.tolist(), det_labels.tolist())
+
+    def compute(self) -> dict[str, float]:
+        gt = {"images": self._images, "annotations": self._annotations,
+              "categories": [{"id": c} for c in sorted(self._categories)]}
+        result = evaluate(gt, self._detections, backend=self.backend)
+        return dict(zip(self.STAT_NAMES, map(float, result.stats)))

@@ -1,5 +1,5 @@
 """The ``exportloss`` command line: ``list``, ``export``, ``verify``, ``check-trt``, ``check-ort-cuda``,
-``build-engine`` and ``bench``; each command is a module of this package (``add_parser`` and ``run``), its
+``build-engine``, ``bench`` and ``evaluate``; each command is a module of this package (``add_parser`` and ``run``), its
 logic lives in the library.
 
 Exit status: 0 success; 1 a check or verification failed; 2 bad usage or unusable input (an unknown
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from .._extras import missing_export_extra
 from ..model_files import ModelFileError
-from . import bench, build_engine, check_ort_cuda, check_trt, export, list_graphs, verify
+from . import bench, build_engine, check_ort_cuda, check_trt, evaluate, export, list_graphs, verify
 from .common import EXIT_INTERNAL, EXIT_USAGE, OneLineParser, UsageError
 
-COMMANDS = (list_graphs, export, verify, check_trt, check_ort_cuda, build_engine, bench)
+COMMANDS = (list_graphs, export, verify, check_trt, check_ort_cuda, build_engine, bench, evaluate)
 """The command modules, in the order ``--help`` lists them."""
 
 
