@@ -14,6 +14,7 @@ the exporter until an onnxruntime backend runs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -31,9 +32,9 @@ from .detection.options import COCO_AREA_NAMES, COCO_AREA_RANGES, COCO_IOU_THRES
 INPUT_NAMES = ("det_boxes", "det_scores", "det_categories", "gt_boxes", "gt_categories", "gt_crowd", "gt_areas")
 OUTPUT_NAMES = ("det_rank", "det_kept", "det_match", "det_ignore", "gt_ignore", "gt_match", "unsettled")
 BACKENDS = ("ort-cpu", "ort-cuda", "torch")
-DET_BUCKETS = (4, 16, 64)
+DET_BUCKETS = (2, 4, 8, 16, 64)
 """Detections per row of the graphs (then ``max_dets``); a bucket of at most ``rounds`` is exact by construction."""
-GT_BUCKETS = (4, 16, 64, 256)
+GT_BUCKETS = (1, 4, 16, 64, 256)
 """Ground truths per row of the graphs (then the next power of two that holds the largest group)."""
 EXACT_BUCKET = 16
 """Buckets of at most this many detections per row run with ``rounds`` = detections (exact by construction, no
@@ -207,7 +208,7 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
     providers = ["CPUExecutionProvider"] if backend == "ort-cpu" else ["CUDAExecutionProvider"]
     if backend == "ort-cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ValueError("--backend ort-cuda: onnxruntime's CUDA provider is not available (install onnxruntime-gpu)")
-    cache = Path(cache_dir or os.environ.get("EXPORTLOSS_CACHE") or Path.home() / ".cache" / "exportloss") / f"coco-{__version__}"
+    cache = Path(cache_dir or os.environ.get("EXPORTLOSS_CACHE") or Path.home() / ".cache" / "exportloss") / f"coco-{__version__}-{_graph_code_hash()}"
     sessions: dict[tuple[int, ...], ort.InferenceSession] = {}
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -231,6 +232,17 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
         outputs = session(rows, num_dets, inputs["gt_areas"].shape[1], rounds).run(list(OUTPUT_NAMES), inputs)
         return dict(zip(OUTPUT_NAMES, outputs))
     return run
+
+
+def _graph_code_hash() -> str:
+    """A digest of the code the cached graphs are exported from, so that a changed graph is never read from the cache."""
+    from .detection import coco, options
+
+    digest = hashlib.sha256()
+    for module in (coco, options):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(torch.__version__.encode())
+    return digest.hexdigest()[:12]
 
 
 def _module(rounds: int):

@@ -94,4 +94,5 @@ if __name__ == "__main__":  # python -m exportloss.bench.coco [IMAGES] [REPEATS]
     import json
     import sys
 
-    print(json.dumps(bench_coco(*(int(a) for a in sys.argv[1:3])), indent=1))
+    sizes = [int(a) for a in sys.argv[1:3]]
+    print(json.dumps(bench_coco(num_images=sizes[0] if sizes else 5000, repeats=sizes[1] if len(sizes) > 1 else 3), indent=1))

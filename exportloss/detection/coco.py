@@ -126,9 +126,9 @@ def _check_inputs(det_boxes, det_scores, det_categories, gt_boxes, gt_categories
 
 
 def _edges(boxes: torch.Tensor, box_format: str) -> tuple[torch.Tensor, ...]:
-    """``(x1, y1, x2, y2, area)`` in float64; from xywh the right edge is ``w + x`` as in ``bbIou``."""
-    boxes = boxes.double()
-    x1, y1, a, b = boxes.unbind(-1)
+    """``(x1, y1, x2, y2, area)`` each ``[N, B]`` in float64 from ``[B, N, 4]``; from xywh the right edge is ``w + x``
+    as in ``bbIou``."""
+    x1, y1, a, b = boxes.double().permute(2, 1, 0).unbind(0)
     if box_format == "xywh":
         return x1, y1, a + x1, b + y1, a * b
     return x1, y1, a, b, (a - x1) * (b - y1)
@@ -137,89 +137,90 @@ def _edges(boxes: torch.Tensor, box_format: str) -> tuple[torch.Tensor, ...]:
 def _coco_match(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas,
                 options: CocoMatchOptions) -> CocoMatches:
     _check_inputs(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, gt_crowd, gt_areas)
+    # Internally the batch is the last axis: rows are many and small in `exportloss evaluate` (one per image and
+    # category), and elementwise kernels run fastest along a long contiguous innermost axis.
     batch, num_dets, num_gts = det_boxes.shape[0], det_boxes.shape[1], gt_boxes.shape[1]
     device = det_boxes.device
-    scores = det_scores.double()
-    det_cat, gt_cat = det_categories.long(), gt_categories.long()
+    scores = det_scores.double().T  # [D, B]
+    det_cat, gt_cat, crowd = det_categories.long().T, gt_categories.long().T, gt_crowd.T  # [D, B], [G, B], [G, B]
 
     # Rank within the category by pairwise comparison: e is ahead of d on a higher score, or an equal one earlier.
     det_valid = (det_cat >= 0) & (scores == scores)
     det_index = torch.arange(num_dets, device=device)
-    ahead = (scores.unsqueeze(1) > scores.unsqueeze(2)) | (
-        (scores.unsqueeze(1) == scores.unsqueeze(2)) & (det_index.view(1, 1, -1) < det_index.view(1, -1, 1)))
-    same_category = (det_cat.unsqueeze(2) == det_cat.unsqueeze(1)) & det_valid.unsqueeze(1) & det_valid.unsqueeze(2)
-    rank = (ahead & same_category).long().sum(dim=2)  # [B, D]: rank[b, d] = #{e ahead of d, same category}
+    score_d, score_e = scores.unsqueeze(1), scores.unsqueeze(0)  # [d, e, B]
+    ahead = (score_e > score_d) | ((score_e == score_d) & (det_index.view(1, -1, 1) < det_index.view(-1, 1, 1)))
+    same_category = (det_cat.unsqueeze(1) == det_cat.unsqueeze(0)) & det_valid.unsqueeze(1) & det_valid.unsqueeze(0)
+    rank = (ahead & same_category).long().sum(dim=1)  # [D, B]: rank[d] = #{e ahead of d, same category}
     rank = torch.where(det_valid, rank, -1)
     kept = det_valid & (rank < options.max_dets)
 
-    # IoU [B, D, G] in bbIou's order, float64.
+    # IoU [D, G, B] in bbIou's order, float64.
     dx1, dy1, dx2, dy2, det_area = _edges(det_boxes, options.box_format)
     gx1, gy1, gx2, gy2, gt_box_area = _edges(gt_boxes, options.box_format)
-    width = torch.minimum(dx2.unsqueeze(2), gx2.unsqueeze(1)) - torch.maximum(dx1.unsqueeze(2), gx1.unsqueeze(1))
-    height = torch.minimum(dy2.unsqueeze(2), gy2.unsqueeze(1)) - torch.maximum(dy1.unsqueeze(2), gy1.unsqueeze(1))
+    width = torch.minimum(dx2.unsqueeze(1), gx2.unsqueeze(0)) - torch.maximum(dx1.unsqueeze(1), gx1.unsqueeze(0))
+    height = torch.minimum(dy2.unsqueeze(1), gy2.unsqueeze(0)) - torch.maximum(dy1.unsqueeze(1), gy1.unsqueeze(0))
     inter = width * height
-    union = torch.where(gt_crowd.unsqueeze(1), det_area.unsqueeze(2),
-                        (det_area.unsqueeze(2) + gt_box_area.unsqueeze(1)) - inter)
+    union = torch.where(crowd.unsqueeze(0), det_area.unsqueeze(1), (det_area.unsqueeze(1) + gt_box_area.unsqueeze(0)) - inter)
     iou = torch.where((width > 0) & (height > 0), inter / union, 0.0)
 
-    # Area ranges [A]: ignore flags of ground truths [B, A, G] and of unmatched detections [B, A, D].
+    # Area ranges [A]: ignore flags of ground truths [A, G, B] and of unmatched detections [A, D, B].
     ranges = torch.tensor(COCO_AREA_RANGES, dtype=torch.float64, device=device)
-    low, high = ranges[:, 0].view(1, -1, 1), ranges[:, 1].view(1, -1, 1)
-    areas = gt_areas.double().unsqueeze(1)
+    low, high = ranges[:, 0].view(-1, 1, 1), ranges[:, 1].view(-1, 1, 1)
+    areas = gt_areas.double().T.unsqueeze(0)
     gt_valid = gt_cat >= 0
-    gt_ignore = gt_crowd.unsqueeze(1) | (areas < low) | (areas > high) | ~gt_valid.unsqueeze(1)
-    det_outside = (det_area.unsqueeze(1) < low) | (det_area.unsqueeze(1) > high)
+    gt_ignore = crowd.unsqueeze(0) | (areas < low) | (areas > high) | ~gt_valid.unsqueeze(0)
+    det_outside = (det_area.unsqueeze(0) < low) | (det_area.unsqueeze(0) > high)
 
-    # Static preference of each detection over the ground truths of its category [B, A, D, G] (0 = favourite):
+    # Static preference of each detection over the ground truths of its category [A, D, G, B] (0 = favourite):
     # how many of them beat g on (not ignored, IoU, later in file order).
-    pair = (det_cat.unsqueeze(2) == gt_cat.unsqueeze(1)) & kept.unsqueeze(2) & gt_valid.unsqueeze(1)  # [B, D, G]
-    regular = ~gt_ignore  # [B, A, G]
-    reg_g, reg_h = regular.view(batch, -1, 1, num_gts, 1), regular.view(batch, -1, 1, 1, num_gts)
-    iou_g, iou_h = iou.view(batch, 1, num_dets, num_gts, 1), iou.view(batch, 1, num_dets, 1, num_gts)
+    pair = (det_cat.unsqueeze(1) == gt_cat.unsqueeze(0)) & kept.unsqueeze(1) & gt_valid.unsqueeze(0)  # [D, G, B]
+    regular = ~gt_ignore
+    reg_g, reg_h = regular.unsqueeze(1).unsqueeze(3), regular.unsqueeze(1).unsqueeze(2)  # [A, 1, g, h, B]
+    iou_g, iou_h = iou.unsqueeze(0).unsqueeze(3), iou.unsqueeze(0).unsqueeze(2)  # [1, D, g, h, B]
     gt_index = torch.arange(num_gts, device=device)
-    later = gt_index.view(1, 1, 1, 1, -1) > gt_index.view(1, 1, 1, -1, 1)
+    later = (gt_index.view(-1, 1) < gt_index.view(1, -1)).view(1, 1, num_gts, num_gts, 1)  # h after g
     beats = (reg_h & ~reg_g) | ((reg_h == reg_g) & ((iou_h > iou_g) | ((iou_h == iou_g) & later)))  # h beats g
-    preference = (beats & pair.view(batch, 1, num_dets, 1, num_gts)).long().sum(dim=4).unsqueeze(2)  # [B, A, 1, D, G]
+    preference = (beats & pair.unsqueeze(0).unsqueeze(2)).int().sum(dim=3)  # [A, D, G, B]
 
-    thresholds = torch.tensor(COCO_IOU_THRESHOLDS, dtype=torch.float64, device=device).view(1, 1, -1, 1, 1)
-    eligible = pair.unsqueeze(1).unsqueeze(1) & (iou.unsqueeze(1).unsqueeze(1) >= thresholds)  # [B, 1, T, D, G]
-    crowd = gt_crowd.view(batch, 1, 1, 1, num_gts)
-    # The rounds work on int32 planes [B, A, T, D, G] prepared once: each detection's preference over the ground
+    thresholds = torch.tensor(COCO_IOU_THRESHOLDS, dtype=torch.float64, device=device).view(-1, 1, 1, 1)
+    eligible = pair.unsqueeze(0) & (iou.unsqueeze(0) >= thresholds)  # [T, D, G, B]
+    crowd_g = crowd.view(1, 1, 1, num_gts, batch)
+    # The rounds work on int32 planes [A, T, D, G, B] prepared once: each detection's preference over the ground
     # truths it may take (none: num_gts), and each detection's rank as a claimant of the non-crowd ones it may
     # take (none: max_dets; a crowd is never used up, so nobody's claim on it holds anyone back).
     none_preferred, no_claim = num_gts, options.max_dets
-    preference = torch.where(eligible, preference.int(), none_preferred)
-    rank_d = rank.int().view(batch, 1, 1, num_dets)
-    claim = torch.where(eligible & ~crowd, rank_d.unsqueeze(4), no_claim)
+    preference = torch.where(eligible.unsqueeze(0), preference.unsqueeze(1), none_preferred)
+    rank_d = rank.int().view(1, 1, num_dets, batch)
+    claim = torch.where(eligible.unsqueeze(0) & ~crowd_g, rank_d.unsqueeze(3), no_claim)  # [1, T, D, G, B]
 
-    shape = (batch, len(COCO_AREA_RANGES), len(COCO_IOU_THRESHOLDS))
-    settled = (~kept).view(batch, 1, 1, num_dets).expand(*shape, num_dets)
-    taken = torch.full((*shape, num_dets), none_preferred, dtype=torch.int32, device=device)  # preference of the match
-    used = torch.zeros((*shape, 1, num_gts), dtype=torch.bool, device=device)
+    shape = (len(COCO_AREA_RANGES), len(COCO_IOU_THRESHOLDS))
+    settled = (~kept).view(1, 1, num_dets, batch).expand(*shape, num_dets, batch)
+    taken = torch.full((*shape, num_dets, batch), none_preferred, dtype=torch.int32, device=device)  # match's preference
+    used = torch.zeros((*shape, 1, num_gts, batch), dtype=torch.bool, device=device)
     for _ in range(options.rounds):
         available = torch.where(used, none_preferred, preference)
-        best = available.amin(dim=4, keepdim=True)  # [B, A, T, D, 1]: the favourite's preference
+        best = available.amin(dim=3, keepdim=True)  # [A, T, D, 1, B]: the favourite's preference
         favourite = (available == best) & (best < none_preferred)  # one-hot, or empty
-        first_claim = torch.where(settled.unsqueeze(4), no_claim, claim).amin(dim=3, keepdim=True)  # [B, A, T, 1, G]
-        claim_on_favourite = torch.where(favourite, first_claim, no_claim).amin(dim=4)
+        first_claim = torch.where(settled.unsqueeze(3), no_claim, claim).amin(dim=2, keepdim=True)  # [A, T, 1, G, B]
+        claim_on_favourite = torch.where(favourite, first_claim, no_claim).amin(dim=3)
         settle = ~settled & (claim_on_favourite >= rank_d)  # d is the earliest open claimant of its favourite
-        taken = torch.where(settle, best.squeeze(4), taken)
-        used = used | ((favourite & settle.unsqueeze(4)).any(dim=3, keepdim=True) & ~crowd)
+        taken = torch.where(settle, best.squeeze(3), taken)
+        used = used | ((favourite & settle.unsqueeze(3)).any(dim=2, keepdim=True) & ~crowd_g)
         settled = settled | settle
-    unsettled = (~settled).long().sum(dim=(1, 2, 3))
-    taken = torch.where(settled, taken, none_preferred)
-    match = torch.where((preference == taken.unsqueeze(4)) & (taken.unsqueeze(4) < none_preferred),
-                        gt_index.view(1, 1, 1, 1, -1), -1).amax(dim=4)
-    rank_d = rank.view(batch, 1, 1, num_dets)
+    unsettled = (~settled).long().sum(dim=(0, 1, 2))
+    taken = torch.where(settled, taken, none_preferred).unsqueeze(3)
+    match = torch.where((preference == taken) & (taken < none_preferred), gt_index.view(1, 1, 1, -1, 1), -1).amax(dim=3)
 
-    matched_gt = match.unsqueeze(4) == gt_index.view(1, 1, 1, 1, -1)  # [B, A, T, D, G]
-    to_ignored = (matched_gt & gt_ignore.unsqueeze(2).unsqueeze(3)).any(dim=4)
+    rank_g = rank.view(1, 1, num_dets, 1, batch)
+    matched_gt = match.unsqueeze(3) == gt_index.view(1, 1, 1, -1, 1)  # [A, T, D, G, B]
+    to_ignored = (matched_gt & gt_ignore.unsqueeze(1).unsqueeze(2)).any(dim=3)
     # (bool Where has no onnxruntime CPU kernel: the select is written with And/Or)
-    det_ignore = kept.view(batch, 1, 1, num_dets) & (((match >= 0) & to_ignored) | ((match < 0) & det_outside.unsqueeze(2)))
-    last_rank = torch.where(matched_gt, rank_d.unsqueeze(4), -1).amax(dim=3)  # [B, A, T, G]
-    last = matched_gt & (rank_d.unsqueeze(4) == last_rank.unsqueeze(3))
-    gt_match = torch.where(last, det_index.view(1, 1, 1, -1, 1), -1).amax(dim=3)
-    return CocoMatches(rank, kept, match, det_ignore, gt_ignore, gt_match, unsettled)
+    det_ignore = kept.view(1, 1, num_dets, batch) & (((match >= 0) & to_ignored) | ((match < 0) & det_outside.unsqueeze(1)))
+    last_rank = torch.where(matched_gt, rank_g, -1).amax(dim=2, keepdim=True)  # [A, T, 1, G, B]
+    last = matched_gt & (rank_g == last_rank)
+    gt_match = torch.where(last, det_index.view(1, 1, -1, 1, 1), -1).amax(dim=2)  # [A, T, G, B]
+    return CocoMatches(rank.T, kept.T, match.permute(3, 0, 1, 2), det_ignore.permute(3, 0, 1, 2), gt_ignore.permute(2, 0, 1),
+                       gt_match.permute(3, 0, 1, 2), unsettled)
 
 
 class CocoMatch(nn.Module):
@@ -281,48 +282,40 @@ def coco_accumulate(
     precision = -np.ones((num_thresholds, num_recalls, num_categories, num_areas, len(max_dets)))
     recall = -np.ones((num_thresholds, num_categories, num_areas, len(max_dets)))
     order = np.lexsort((det_rank, det_image, -np.asarray(det_score, np.float64), det_category))
-    npig = np.asarray(num_positive, np.int64).T[:, None, :]  # [A, 1, K]
-    counted = npig > 0
-    # The smallest true-positive count whose recall v / npig reaches each recall point [A, 1, K, R], found as
-    # pycocotools compares it (float64 division), so that the read-out index is exact.
-    need = np.ceil(rec_thresholds * npig[..., None]).astype(np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need += (need / npig[..., None] < rec_thresholds)  # one up where rounding left it short
-        need -= ((need - 1) / npig[..., None] >= rec_thresholds) & (need > 0)  # one down where it overshot
-    for m, max_det in enumerate(max_dets):
-        rows = order[det_rank[order] < max_det]
-        category = det_category[rows]
-        counts = np.bincount(category, minlength=num_categories)
-        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        length = int(counts.max(initial=0))
-        slot = np.arange(len(rows)) - start[category]
-        counted_det = ~det_ignore[rows].transpose(1, 2, 0)  # [A, T, n]
-        hits = det_matched[rows].transpose(1, 2, 0)
-        # Per category, padded to the longest: [A, T, K, L]; padding repeats a category's final counts.
-        tp = np.zeros((num_areas, num_thresholds, num_categories, length + 1), np.int64)
-        fp = np.zeros_like(tp)
-        tp[:, :, category, slot + 1] = hits & counted_det
-        fp[:, :, category, slot + 1] = ~hits & counted_det
-        tp, fp = np.cumsum(tp, axis=-1)[..., 1:], np.cumsum(fp, axis=-1)[..., 1:]
-        present = np.arange(length) < counts[:, None]  # [K, L]
-        tp_f, fp_f = tp.astype(np.float64), fp.astype(np.float64)
+    starts = np.searchsorted(det_category[order], np.arange(num_categories + 1))
+    rows_flat = np.arange(num_areas * num_thresholds).reshape(num_areas, num_thresholds, 1)
+    for k in range(num_categories):
+        npig = np.asarray(num_positive[k], np.int64)[:, None, None]  # [A, 1, 1]
+        if not npig.any():
+            continue
+        # The smallest true-positive count whose recall v / npig reaches each recall point [A, 1, R], found with
+        # pycocotools' float64 division, so that the read-out position is exact.
+        need = np.ceil(rec_thresholds * npig).astype(np.int64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            pr = np.where(present, tp_f / (fp_f + tp_f + np.spacing(1)), 0.0)
-        best_after = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]  # [A, T, K, L]
-        # First position whose true-positive count reaches `need`: a search on keys increasing across rows.
-        keys = tp + (np.arange(num_areas * num_thresholds * num_categories).reshape(num_areas, num_thresholds, -1, 1)
-                     * (len(det_rank) + 2))
-        targets = np.broadcast_to(need, (num_areas, num_thresholds, num_categories, num_recalls)) + (
-            np.arange(num_areas * num_thresholds * num_categories).reshape(num_areas, num_thresholds, -1, 1) * (len(det_rank) + 2))
-        flat = np.searchsorted(keys.reshape(-1), targets.reshape(-1), side="left").reshape(targets.shape)
-        at = flat - (np.arange(num_areas * num_thresholds * num_categories) * length).reshape(num_areas, num_thresholds, -1, 1)
-        reached = at < counts[:, None]
-        q = np.where(reached, np.take_along_axis(best_after, np.minimum(at, max(length - 1, 0)), axis=-1) if length else 0.0, 0.0)
-        final_tp = tp_f[..., -1] if length else np.zeros((num_areas, num_thresholds, num_categories))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rc = np.where(counts > 0, final_tp / npig, 0.0)  # [A, T, K]
-        precision[..., m] = np.where(counted[..., None], q, -1.0).transpose(1, 3, 2, 0)
-        recall[..., m] = np.where(counted, rc, -1.0).transpose(1, 2, 0)
+            need += need / npig < rec_thresholds  # one up where rounding left it short
+            need -= ((need - 1) / npig >= rec_thresholds) & (need > 0)  # one down where it overshot
+        category_rows = order[starts[k]: starts[k + 1]]
+        for m, max_det in enumerate(max_dets):
+            rows = category_rows[det_rank[category_rows] < max_det]
+            counted = ~det_ignore[rows].transpose(1, 2, 0)  # [A, T, n]
+            hits = det_matched[rows].transpose(1, 2, 0)
+            tp = np.cumsum(hits & counted, axis=-1)
+            fp = np.cumsum(~hits & counted, axis=-1)
+            n = len(rows)
+            tp_f = tp.astype(np.float64)
+            pr = tp_f / (fp.astype(np.float64) + tp_f + np.spacing(1))
+            best_after = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]  # pycocotools' reverse running max
+            # First position whose true-positive count reaches `need`: one search on keys increasing across rows.
+            keys = (tp + rows_flat * (n + 2)).reshape(-1)
+            at = np.searchsorted(keys, (need + rows_flat * (n + 2)).reshape(-1), side="left").reshape(
+                num_areas, num_thresholds, num_recalls) - rows_flat * n
+            q = np.take_along_axis(best_after, np.minimum(at, max(n - 1, 0)), axis=-1) if n else np.zeros(at.shape)
+            q = np.where(at < n, q, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rc = tp_f[..., -1] / npig[..., 0] if n else np.zeros((num_areas, num_thresholds))
+            has_gt = num_positive[k] > 0  # [A]; the others stay -1 (no countable ground truth)
+            precision[:, :, k, has_gt, m] = q[has_gt].transpose(1, 2, 0)
+            recall[:, k, has_gt, m] = rc[has_gt].T
     return CocoAccumulation(precision, recall, coco_summarize(precision, recall, max_dets))
 
 

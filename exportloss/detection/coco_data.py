@@ -130,16 +130,19 @@ def coco_arrays(gt: dict, dets: list, gt_name: str = "ground truth", dets_name: 
             raise ValueError(f"{where}: iscrowd must be 0 or 1; got {crowd!r}")
         area = _number(_field(ann, "area", where), where, "area", minimum=0.0)
         gt_rows.append((position, _box(_field(ann, "bbox", where), where), category, bool(crowd), area, ann_id))
-    det_rows = []
-    for i, det in enumerate(dets):
-        where = f"{dets_name}[{i}]"
-        position, category = image_and_category(det, where)
-        score = _number(_field(det, "score", where), where, "score")
-        det_rows.append((position, _box(_field(det, "bbox", where), where), score, category, i + 1))
-
-    det_order = np.argsort(np.array([r[0] for r in det_rows], np.int64), kind="stable")
+    det_columns = _det_columns(dets, image_position, known_categories)
+    if det_columns is None:  # something is off: the record-by-record checks name it
+        det_rows = []
+        for i, det in enumerate(dets):
+            where = f"{dets_name}[{i}]"
+            position, category = image_and_category(det, where)
+            score = _number(_field(det, "score", where), where, "score")
+            det_rows.append((position, _box(_field(det, "bbox", where), where), score, category))
+        det_columns = (np.array([r[0] for r in det_rows], np.int64), np.array([r[1] for r in det_rows], np.float64).reshape(-1, 4),
+                       np.array([r[2] for r in det_rows], np.float64), np.array([r[3] for r in det_rows], np.int64))
+    det_position, det_boxes, det_scores, det_categories = det_columns
+    det_order = np.argsort(det_position, kind="stable")
     gt_order = np.argsort(np.array([r[0] for r in gt_rows], np.int64), kind="stable")
-    det_rows = [det_rows[i] for i in det_order]
     gt_rows = [gt_rows[i] for i in gt_order]
 
     def column(rows, index, dtype, width=None):
@@ -147,16 +150,39 @@ def coco_arrays(gt: dict, dets: list, gt_name: str = "ground truth", dets_name: 
         return np.array([r[index] for r in rows], dtype).reshape(shape)
 
     num_images = len(image_ids)
-    det_image, gt_image = column(det_rows, 0, np.int64), column(gt_rows, 0, np.int64)
+    det_image, gt_image = det_position[det_order], column(gt_rows, 0, np.int64)
     return CocoArrays(
         image_ids=np.array(sorted(image_ids), np.int64), category_ids=np.array(sorted(category_ids), np.int64),
-        det_image=det_image, det_boxes=column(det_rows, 1, np.float64, 4), det_scores=column(det_rows, 2, np.float64),
-        det_categories=column(det_rows, 3, np.int64), det_ids=column(det_rows, 4, np.int64),
+        det_image=det_image, det_boxes=det_boxes[det_order], det_scores=det_scores[det_order],
+        det_categories=det_categories[det_order], det_ids=det_order.astype(np.int64) + 1,
         gt_image=gt_image, gt_boxes=column(gt_rows, 1, np.float64, 4), gt_categories=column(gt_rows, 2, np.int64),
         gt_crowd=column(gt_rows, 3, bool), gt_areas=column(gt_rows, 4, np.float64), gt_ids=column(gt_rows, 5, np.int64),
         det_start=np.searchsorted(det_image, np.arange(num_images + 1)),
         gt_start=np.searchsorted(gt_image, np.arange(num_images + 1)),
     )
+
+
+def _det_columns(dets: list, image_position: dict, known_categories: set):
+    """The results list as columns (image position, boxes, scores, categories) when every record is well formed,
+    else None: the fast path for large files; the record-by-record checks then find and name the fault."""
+    try:
+        image_ids = [d["image_id"] for d in dets]
+        categories = [d["category_id"] for d in dets]
+        scores = [d["score"] for d in dets]
+        boxes = [d["bbox"] for d in dets]
+    except (KeyError, TypeError):
+        return None
+    if not (all(type(v) is int for v in image_ids) and all(type(v) is int for v in categories)
+            and all(type(v) in (int, float) for v in scores)
+            and all(type(b) in (list, tuple) and len(b) == 4 and all(type(v) in (int, float) for v in b) for b in boxes)):
+        return None
+    box = np.array(boxes, np.float64).reshape(-1, 4)
+    score = np.array(scores, np.float64)
+    positions = [image_position.get(i) for i in image_ids]
+    if (not np.isfinite(box).all() or not np.isfinite(score).all() or (box[:, 2:] < 0).any() or None in positions
+            or not set(categories) <= known_categories):
+        return None
+    return np.array(positions, np.int64), box, score, np.array(categories, np.int64)
 
 
 def synthetic_coco(seed: int, num_images: int = 500, num_categories: int = 80) -> tuple[dict, list]:
