@@ -137,3 +137,32 @@ def test_the_catalog_entry_matches_its_reference_eagerly():
         got, want = module(*inputs), entry.reference(module, *inputs)
         for name, g, w in zip(entry.output_names, got, want):
             assert torch.equal(g, w), f"{case.name}/{name}"
+
+
+def test_accumulate_alone_equals_pycocotools_on_its_own_evalimgs(dataset):
+    """coco_accumulate fed pycocotools' own evalImgs reproduces its precision, recall and 12 numbers exactly."""
+    from exportloss.detection.coco import coco_accumulate
+
+    _, _, arrays, anchor = dataset
+    num_images, num_areas = arrays.num_images, 4
+    category, score, image, rank, matched, ignore = [], [], [], [], [], []
+    num_positive = np.zeros((len(arrays.category_ids), num_areas), np.int64)
+    for k in range(len(arrays.category_ids)):
+        for i in range(num_images):
+            entries = [anchor.evalImgs[k * num_areas * num_images + a * num_images + i] for a in range(num_areas)]
+            if entries[0] is None:
+                continue
+            for a, entry in enumerate(entries):
+                num_positive[k, a] += int((np.asarray(entry["gtIgnore"]) == 0).sum())
+            n = len(entries[0]["dtIds"])
+            category += [k] * n
+            score += entries[0]["dtScores"]
+            image += [i] * n
+            rank += list(range(n))
+            matched.append(np.stack([e["dtMatches"] > 0 for e in entries], axis=1).transpose(2, 1, 0))  # [D, A, T]
+            ignore.append(np.stack([e["dtIgnore"] for e in entries], axis=1).transpose(2, 1, 0))  # [D, A, T]
+    result = coco_accumulate(np.array(category), np.array(score), np.array(image), np.array(rank),
+                             np.concatenate(matched), np.concatenate(ignore).astype(bool), num_positive)
+    np.testing.assert_array_equal(result.precision, anchor.eval["precision"])
+    np.testing.assert_array_equal(result.recall, anchor.eval["recall"])
+    np.testing.assert_array_equal(result.stats, anchor.stats)
