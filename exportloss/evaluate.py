@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .detection.coco import SUMMARY_ROWS, CocoAccumulation, coco_accumulate, coco_match
-from .detection.coco_data import CocoArrays, CocoGroups, coco_arrays, coco_groups, synthetic_coco
+from .detection.coco_data import CocoArrays, CocoGroups, coco_arrays, coco_groups
 from .detection.options import COCO_AREA_NAMES, COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_MAX_DETS, DEFAULT_COCO_ROUNDS
 
 INPUT_NAMES = ("det_boxes", "det_scores", "det_categories", "gt_boxes", "gt_categories", "gt_crowd", "gt_areas")

@@ -47,10 +47,6 @@ class CocoArrays:
     def num_images(self) -> int:
         return len(self.image_ids)
 
-    def most_per_image(self) -> tuple[int, int]:
-        """The largest detection and ground-truth counts of one image."""
-        return int(np.diff(self.det_start).max(initial=0)), int(np.diff(self.gt_start).max(initial=0))
-
 
 def _number(value, where: str, what: str, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

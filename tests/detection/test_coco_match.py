@@ -64,7 +64,7 @@ def test_eager_matching_equals_pycocotools_evalimgs_and_summary(dataset):
     np.testing.assert_array_equal(result.recall, anchor.eval["recall"])
 
 
-def test_default_rounds_settle_the_rows_and_rounds_needed(dataset):
+def test_default_rounds_settle_whole_images(dataset):
     """The default 8 rounds leave nothing open on whole images of the synthetic sets up to 100 detections."""
     _, _, arrays, _ = dataset
     groups = image_groups(arrays)
