@@ -195,10 +195,11 @@ def torch_runner() -> Runner:
     return run
 
 
-def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = None) -> Runner:
+def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = None, threads: int = 0) -> Runner:
     """``coco_match`` graphs in onnxruntime (``ort-cpu`` or ``ort-cuda``), one per (rows, detections, ground
     truths, rounds), exported on first use and cached in ``cache_dir`` (default ``$EXPORTLOSS_CACHE`` or
-    ``~/.cache/exportloss``) under the exportloss version."""
+    ``~/.cache/exportloss``) under the exportloss version and a digest of the graph code; ``threads``: onnxruntime's
+    intra-op threads (0: its default)."""
     import onnxruntime as ort
 
     from . import __version__
@@ -212,6 +213,7 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
     sessions: dict[tuple[int, ...], ort.InferenceSession] = {}
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads  # 0: onnxruntime's default (the machine's cores)
 
     def session(rows: int, num_dets: int, num_gts: int, rounds: int):
         key = (rows, num_dets, num_gts, rounds)

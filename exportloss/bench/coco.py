@@ -3,6 +3,7 @@
 :func:`bench_coco` draws :func:`~exportloss.detection.coco_data.synthetic_coco` (5,000 images by default), runs
 each evaluator ``repeats`` times in interleaved rounds (exportloss, pycocotools, faster-coco-eval, then again), and
 reports images per second from the median wall time of ``evaluate + accumulate + summarize`` on in-memory data
+(each run on its own deep copy, made before the clock starts)
 (exportloss: checks, grouping, the ``coco_match`` graphs in onnxruntime, accumulation; the graphs' one-time export
 into the cache happens in a warm-up call and is reported apart). It also reports the largest difference of the 12
 summary numbers from pycocotools'. faster-coco-eval is optional: missing, its row says so.
@@ -49,22 +50,20 @@ def _faster_coco_eval(gt: dict, dets: list) -> np.ndarray:
 
 
 def bench_coco(num_images: int = 5000, seed: int = 0, repeats: int = 3, backend: str = "ort-cpu",
-               cache_dir: str | None = None) -> dict:
+               cache_dir: str | None = None, threads: int = 0) -> dict:
     """Images per second of each evaluator (median of ``repeats`` interleaved runs) and the stats' deviations."""
     from ..evaluate import evaluate_arrays, make_runner, ort_runner
 
     gt, dets = synthetic_coco(seed, num_images)
-    runner = ort_runner(backend, cache_dir) if backend.startswith("ort") else make_runner(backend)
-
-    def exportloss_run():
-        return evaluate_arrays(coco_arrays(gt, dets), runner).stats
+    runner = ort_runner(backend, cache_dir, threads) if backend.startswith("ort") else make_runner(backend)
 
     tic = time.perf_counter()
-    exportloss_run()  # warm-up: exports the bucket graphs into the cache on a first run
+    evaluate_arrays(coco_arrays(gt, dets), runner)  # warm-up: exports the bucket graphs into the cache on a first run
     warm_up = time.perf_counter() - tic
-    evaluators = {"exportloss": exportloss_run,
-                  "pycocotools": lambda: _pycocotools(copy.deepcopy(gt), copy.deepcopy(dets)),
-                  "faster-coco-eval": lambda: _faster_coco_eval(copy.deepcopy(gt), copy.deepcopy(dets))}
+    # Each evaluator gets fresh copies made before its clock starts (pycocotools' loadRes edits the results list).
+    evaluators = {"exportloss": lambda data: evaluate_arrays(coco_arrays(*data), runner).stats,
+                  "pycocotools": lambda data: _pycocotools(*data),
+                  "faster-coco-eval": lambda data: _faster_coco_eval(*data)}
     times: dict[str, list[float]] = {name: [] for name in evaluators}
     stats: dict[str, np.ndarray] = {}
     missing: dict[str, str] = {}
@@ -73,8 +72,9 @@ def bench_coco(num_images: int = 5000, seed: int = 0, repeats: int = 3, backend:
             if name in missing:
                 continue
             try:
+                data = (copy.deepcopy(gt), copy.deepcopy(dets))
                 tic = time.perf_counter()
-                stats[name] = run()
+                stats[name] = run(data)
                 times[name].append(time.perf_counter() - tic)
             except ImportError as err:
                 missing[name] = f"not installed ({err.name})"
@@ -86,13 +86,13 @@ def bench_coco(num_images: int = 5000, seed: int = 0, repeats: int = 3, backend:
         median = statistics.median(times[name])
         rows[name] = {"seconds": median, "images_per_s": num_images / median,
                       "max_abs_stats_diff_vs_pycocotools": float(np.abs(stats[name] - stats["pycocotools"]).max())}
-    return {"images": num_images, "detections": len(dets), "repeats": repeats, "backend": backend,
+    return {"images": num_images, "detections": len(dets), "repeats": repeats, "backend": backend, "threads": threads,
             "first_run_seconds_with_exports": warm_up, "rows": rows}
 
 
-if __name__ == "__main__":  # python -m exportloss.bench.coco [IMAGES] [REPEATS]
+if __name__ == "__main__":  # python -m exportloss.bench.coco [IMAGES] [REPEATS] [ORT_THREADS]
     import json
     import sys
 
-    sizes = [int(a) for a in sys.argv[1:3]]
-    print(json.dumps(bench_coco(num_images=sizes[0] if sizes else 5000, repeats=sizes[1] if len(sizes) > 1 else 3), indent=1))
+    numbers = [int(a) for a in sys.argv[1:4]] + [5000, 3, 0][len(sys.argv[1:4]):]
+    print(json.dumps(bench_coco(num_images=numbers[0], repeats=numbers[1], threads=numbers[2]), indent=1))
