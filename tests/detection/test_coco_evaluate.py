@@ -124,3 +124,17 @@ def test_the_metric_equals_pycocotools_over_batches(files):
     np.testing.assert_allclose(list(values.values()), anchor.stats, rtol=0, atol=1e-12)
     metric.reset()
     assert metric._detections == []
+
+
+def test_rows_left_open_run_again_exactly(files):
+    """With 1 round, rows of the large buckets stay open and run again with rounds = detections: still exact."""
+    _, gt, dets = files
+    result = evaluate(gt, dets, backend="torch", rounds=1)
+    assert result.matching.reruns > 0
+    np.testing.assert_allclose(result.stats, run_pycocotools(gt, dets).stats, rtol=0, atol=1e-12)
+
+
+def test_rows_per_call_do_not_change_the_result(files):
+    _, gt, dets = files
+    np.testing.assert_array_equal(evaluate(gt, dets, backend="torch", rows_per_call=3).stats,
+                                  evaluate(gt, dets, backend="torch").stats)
