@@ -29,9 +29,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate, make_runner, ort_runner
 
-    runner = ort_runner(args.backend, args.cache) if args.backend.startswith("ort") else make_runner(args.backend)
     progress = _progress_bar() if sys.stderr.isatty() else None
     try:
+        runner = ort_runner(args.backend, args.cache) if args.backend.startswith("ort") else make_runner(args.backend)
         with progress or _nothing():
             tick = None
             if progress is not None:

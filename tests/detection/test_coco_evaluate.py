@@ -138,3 +138,13 @@ def test_rows_per_call_do_not_change_the_result(files):
     _, gt, dets = files
     np.testing.assert_array_equal(evaluate(gt, dets, backend="torch", rows_per_call=3).stats,
                                   evaluate(gt, dets, backend="torch").stats)
+
+
+def test_an_unavailable_backend_is_a_usage_error(files, capsys):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("the CUDA provider is available here")
+    folder, _, _ = files
+    assert main(["evaluate", str(folder / "gt.json"), str(folder / "dets.json"), "--backend", "ort-cuda"]) == 2
+    assert "CUDA provider is not available" in capsys.readouterr().err
