@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..detection.assign import MaxIoUAssigner
+from ..detection.coco import CocoMatch
+from ..detection.coco_data import coco_arrays, coco_groups, image_groups, synthetic_coco
 from ..detection.match_metrics import MatchMetrics
 from ..detection.nms import ClusterNMS, FastNMS
 from ..detection.rotated_nms import RotatedClusterNMS
+from ..reference.coco import coco_match_reference
 from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference
 from .entry import Case, GraphEntry, Inputs, Shapes, TensorSpec
 from .boxes import PI, random_boxes, random_rotated_boxes
@@ -347,3 +350,68 @@ ROTATED_NMS_ENTRY = GraphEntry(
 
 ENTRIES = (*NMS_ENTRIES, *MATCHING_ENTRIES, ROTATED_NMS_ENTRY)
 """The detection family's catalog entries, in ``exportloss list`` order."""
+
+
+COCO_SIZES = {"batch": 8, "detections": 100, "ground_truths": 50}
+
+
+def coco_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+    """Images of :func:`~exportloss.detection.coco_data.synthetic_coco` (ties, on-threshold IoUs, crowds, areas of
+    exactly 32² and 96²) that fit the padded sizes, padded as ``exportloss evaluate`` pads them; at sizes too small
+    for whole images, its (image, category) groups (the rows ``exportloss evaluate`` runs)."""
+    batch, num_dets, num_gts = shapes["det_scores"][0], shapes["det_scores"][1], shapes["gt_areas"][1]
+    arrays = coco_arrays(*synthetic_coco(int(rng.integers(2**31)), num_images=min(max(2 * batch, 8), 64)))
+    for groups in (image_groups(arrays), coco_groups(arrays)):
+        fits = np.flatnonzero((groups.det_counts <= num_dets) & (groups.gt_counts <= num_gts))
+        if len(fits):
+            chosen = np.sort(rng.choice(fits, size=batch, replace=len(fits) < batch))
+            return groups.batch(chosen, num_dets, num_gts, batch)
+    return groups.batch(np.zeros(0, np.int64), num_dets, num_gts, batch)
+
+
+def coco_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+    ordinary = coco_inputs(shapes, rng)
+    no_gt = dict(ordinary, gt_categories=np.full_like(ordinary["gt_categories"], -1))
+    no_dets = dict(ordinary, det_categories=np.full_like(ordinary["det_categories"], -1))
+    all_crowd = dict(ordinary, gt_crowd=np.ones_like(ordinary["gt_crowd"]))
+    tied = dict(ordinary, det_scores=np.full_like(ordinary["det_scores"], 0.5))
+    one_category = dict(ordinary, det_categories=np.where(ordinary["det_categories"] >= 0, ordinary["gt_categories"][:, :1], -1),
+                        gt_categories=np.where(ordinary["gt_categories"] >= 0, ordinary["gt_categories"][:, :1], -1))
+    exact = dict(ordinary, det_boxes=ordinary["det_boxes"].copy())
+    rows = min(shapes["det_boxes"][1], shapes["gt_boxes"][1])
+    exact["det_boxes"][:, :rows] = ordinary["gt_boxes"][:, :rows]  # IoU 1 with its own ground truth, ties elsewhere
+    exact["det_categories"] = ordinary["det_categories"].copy()
+    exact["det_categories"][:, :rows] = np.where(ordinary["gt_categories"][:, :rows] >= 0, ordinary["gt_categories"][:, :rows],
+                                                 ordinary["det_categories"][:, :rows])
+    areas = dict(ordinary, gt_areas=np.where(np.arange(shapes["gt_areas"][1]) % 2 == 0, 32.0**2, 96.0**2) * np.ones_like(ordinary["gt_areas"]))
+    nan_scores = dict(ordinary, det_scores=ordinary["det_scores"].copy())
+    nan_scores["det_scores"][:, ::7] = np.nan  # NaN scores count as padding
+    return [
+        Case("no-gt", no_gt), Case("no-detections", no_dets), Case("all-crowd", all_crowd), Case("all-scores-tied", tied),
+        Case("one-category", one_category), Case("detections-equal-gts", exact), Case("areas-on-range-bounds", areas),
+        Case("nan-scores", nan_scores),
+    ]
+
+
+COCO_ENTRY = GraphEntry(
+    name="coco_match",
+    summary="pycocotools' per-image bbox matching (float64): ranks, TP/FP/ignore for 4 areas x 10 IoUs, 8 rounds",
+    readme="COCO evaluation's per-image matching (pycocotools evaluateImg), float64",
+    sizes=COCO_SIZES,
+    make=lambda sizes: CocoMatch(),
+    inputs=(TensorSpec("det_boxes", ("batch", "detections", 4), "float64"), TensorSpec("det_scores", ("batch", "detections"), "float64"),
+            TensorSpec("det_categories", ("batch", "detections"), "int64"),
+            TensorSpec("gt_boxes", ("batch", "ground_truths", 4), "float64"),
+            TensorSpec("gt_categories", ("batch", "ground_truths"), "int64"), TensorSpec("gt_crowd", ("batch", "ground_truths"), "bool"),
+            TensorSpec("gt_areas", ("batch", "ground_truths"), "float64")),
+    outputs=(TensorSpec("det_rank", ("batch", "detections"), "int64"), TensorSpec("det_kept", ("batch", "detections"), "bool"),
+             TensorSpec("det_match", ("batch", 4, 10, "detections"), "int64"),
+             TensorSpec("det_ignore", ("batch", 4, 10, "detections"), "bool"),
+             TensorSpec("gt_ignore", ("batch", 4, "ground_truths"), "bool"),
+             TensorSpec("gt_match", ("batch", 4, 10, "ground_truths"), "int64"), TensorSpec("unsettled", ("batch",), "int64")),
+    reference=lambda module, *inputs: coco_match_reference(*inputs, options=module.options),
+    random_inputs=coco_inputs,
+    edge_cases=coco_edge_cases,
+)
+
+ENTRIES = (*ENTRIES, COCO_ENTRY)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from .entry import GraphEntry, TensorSpec
 
-DTYPES = {"float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool"}
+DTYPES = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool"}
 BLOCK = re.compile(r"(<!-- catalog-table: (?P<family>\w+) -->\n)(?P<table>.*?)(<!-- /catalog-table -->)", re.S)
 
 

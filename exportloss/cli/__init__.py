@@ -1,6 +1,6 @@
-"""The ``exportloss`` command line: ``list``, ``export``, ``verify``, ``attach``, ``check``, ``check-trt``,
-``check-ort-cuda``, ``build-engine`` and ``bench``; each command is a module of this package (``add_parser``
-and ``run``), its logic lives in the library.
+"""The ``exportloss`` command line: ``list``, ``export``, ``verify``, ``attach``, ``evaluate``, ``check``,
+``check-trt``, ``check-ort-cuda``, ``build-engine`` and ``bench``; each command is a module of this package
+(``add_parser`` and ``run``), its logic lives in the library.
 
 Exit status: 0 success; 1 a check or verification failed; 2 bad usage or unusable input (an unknown
 graph, a malformed option, a missing, empty or foreign model file, a corrupt manifest, an output
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from .._extras import missing_export_extra
 from ..model_files import ModelFileError
-from . import attach, bench, build_engine, check, check_ort_cuda, check_trt, export, list_graphs, verify
+from . import attach, bench, build_engine, check, check_ort_cuda, check_trt, evaluate, export, list_graphs, verify
 from .common import EXIT_INTERNAL, EXIT_USAGE, OneLineParser, UsageError
 
-COMMANDS = (list_graphs, export, verify, attach, check, check_trt, check_ort_cuda, build_engine, bench)
+COMMANDS = (list_graphs, export, verify, attach, evaluate, check, check_trt, check_ort_cuda, build_engine, bench)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -51,8 +51,12 @@ def test_every_catalog_graph_passes_every_trt_version(exported, name, exporter):
     path = exported(name, exporter)
     reports = check_versions(path)
     assert [r.trt_version for r in reports] == list(TRT_VERSIONS)
+    float64_by_design = any(spec.dtype == "float64" for spec in catalog.get(name).inputs)  # coco_match: for onnxruntime
     for report in reports:
-        assert report.compatible, [str(f) for f in report.errors]
+        if float64_by_design:  # TensorRT has no float64: check-trt must say so, and find nothing else
+            assert not report.compatible and {f.rule for f in report.errors} == {"double"}
+        else:
+            assert report.compatible, [str(f) for f in report.errors]
         assert report.opset == 18
 
 
