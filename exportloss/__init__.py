@@ -19,7 +19,7 @@ from .detection import __all__ as _detection
 from .segmentation import *  # noqa: E402,F403
 from .segmentation import __all__ as _segmentation
 
-from .evaluate import CocoMetric, evaluate  # noqa: E402  (the function shadows the module name on purpose)
+from .evaluation import CocoMetric, evaluate  # noqa: E402
 
 __all__ = [*_boxes, *_classification, *_segmentation, *_detection, "CocoMetric", "evaluate"]
 

@@ -52,7 +52,7 @@ def _faster_coco_eval(gt: dict, dets: list) -> np.ndarray:
 def bench_coco(num_images: int = 5000, seed: int = 0, repeats: int = 3, backend: str = "ort-cpu",
                cache_dir: str | None = None, threads: int = 0) -> dict:
     """Images per second of each evaluator (median of ``repeats`` interleaved runs) and the stats' deviations."""
-    from ..evaluate import evaluate_arrays, make_runner, ort_runner
+    from ..evaluation import evaluate_arrays, make_runner, ort_runner
 
     gt, dets = synthetic_coco(seed, num_images)
     runner = ort_runner(backend, cache_dir, threads) if backend.startswith("ort") else make_runner(backend)

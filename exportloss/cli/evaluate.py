@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate, make_runner, ort_runner
+    from ..evaluation import evaluate, make_runner, ort_runner
 
     progress = _progress_bar() if sys.stderr.isatty() else None
     try:

@@ -10,7 +10,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from exportloss.evaluate import Matching
+from exportloss.evaluation import Matching
 
 
 def run_pycocotools(gt: dict, dets: list) -> COCOeval:

@@ -12,7 +12,7 @@ from coco_pycocotools import run_pycocotools
 from exportloss import evaluate as evaluate_function
 from exportloss.cli import main
 from exportloss.detection.coco_data import synthetic_coco
-from exportloss.evaluate import CocoMetric, evaluate, summary_lines
+from exportloss.evaluation import CocoMetric, evaluate, summary_lines
 
 
 @pytest.fixture(scope="module")

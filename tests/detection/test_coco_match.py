@@ -17,7 +17,7 @@ from exportloss import catalog
 from exportloss.detection import CocoMatchOptions, coco_match
 from exportloss.detection.coco_data import coco_arrays, coco_groups, image_groups, synthetic_coco
 from exportloss.detection.options import COCO_IOU_THRESHOLDS
-from exportloss.evaluate import INPUT_NAMES, OUTPUT_NAMES, evaluate_arrays, torch_runner
+from exportloss.evaluation import INPUT_NAMES, OUTPUT_NAMES, evaluate_arrays, torch_runner
 from exportloss.reference.coco import coco_match_reference
 
 SEEDS = (0, 1, 2)

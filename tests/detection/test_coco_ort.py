@@ -11,7 +11,7 @@ import pytest
 from coco_pycocotools import evalimgs_mismatches, run_pycocotools
 from exportloss import catalog
 from exportloss.detection.coco_data import coco_arrays, synthetic_coco
-from exportloss.evaluate import evaluate_arrays, ort_runner
+from exportloss.evaluation import evaluate_arrays, ort_runner
 from exportloss.verify import reference_outputs
 
 SEEDS = (0, 1, 2)
