@@ -74,8 +74,12 @@ class BoxTerms(NamedTuple):
     w: torch.Tensor
     h: torch.Tensor
     area: torch.Tensor
-    cx: torch.Tensor
-    cy: torch.Tensor
+    half_x1: torch.Tensor
+    half_x2: torch.Tensor
+    half_y1: torch.Tensor
+    half_y2: torch.Tensor
+    """Halved corners (exact: a scaling by 0.5), for centre offsets without the rounding of a centre, see
+    :func:`centre_offsets`."""
     aspect_angle: torch.Tensor
     """``2/π · atan(w / (h + eps))``, so that CIoU's ``v`` is the squared difference of two of them."""
 
@@ -126,4 +130,15 @@ def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layo
     y2 = torch.maximum(y2, y1)
     w, h = x2 - x1, y2 - y1
     aspect = atan_ratio(w, h + eps) * (2.0 / math.pi) if with_aspect else w
-    return BoxTerms(x1, y1, x2, y2, w, h, w * h, (x1 + x2) * 0.5, (y1 + y2) * 0.5, aspect)
+    return BoxTerms(x1, y1, x2, y2, w, h, w * h, x1 * 0.5, x2 * 0.5, y1 * 0.5, y2 * 0.5, aspect)
+
+
+def centre_offsets(a: BoxTerms, b: BoxTerms) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dx, dy)``, the centre of ``b`` minus the centre of ``a``, accurate to a few ulps of the offset itself.
+
+    Written ``(x1_b/2 − x1_a/2) + (x2_b/2 − x2_a/2)``: each difference of two nearby coordinates is exact (or
+    rounded relative to itself). The textbook ``cx_b − cx_a`` first rounds each centre to an ulp of the
+    coordinate, which on normalised coordinates (centres near 0.5, offsets near 1e-4) costs 3 of float32's
+    7 digits of the offset, and 7e-5 of DIoU and SIoU.
+    """
+    return (b.half_x1 - a.half_x1) + (b.half_x2 - a.half_x2), (b.half_y1 - a.half_y1) + (b.half_y2 - a.half_y2)

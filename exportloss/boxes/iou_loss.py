@@ -8,7 +8,7 @@ from torch import nn
 from ..ops.checks import check_choice, check_eps, check_number
 from ..ops.reduction import check_reduction, reduce_box_loss
 from .formats import BOX_FORMATS
-from .iou import IOU_KINDS, aligned_iou
+from .iou import BOX_EPS, IOU_KINDS, aligned_iou
 
 
 EIOU_SMOOTH_POINT = 0.1
@@ -40,7 +40,7 @@ class IoULoss(nn.Module):
         ``[..., N]`` with ``reduction="none"``. ``weight`` multiplies each box's loss before reducing.
     """
 
-    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = 1e-7,
+    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = BOX_EPS,
                  alpha: float = 3.0) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
