@@ -127,6 +127,7 @@ def pairwise_iou(
     Returns:
         ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
     """
+    check_alpha(alpha)
     a, b = _pairwise_terms(boxes1, boxes2, kind, fmt, eps)
     return _in_input_dtype(
         _by_row_tiles(lambda tile: (_overlap(tile, b, kind, eps, alpha),), a, b, tile_rows)[0], boxes1, boxes2
@@ -197,10 +198,16 @@ def aligned_iou(
         ``[..., N]``, the broadcast leading shape.
     """
     _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=1)
+    check_alpha(alpha)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     with_aspect = kind == "ciou"
     overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps, alpha)
     return _in_input_dtype(overlap, boxes1, boxes2)
+
+
+def check_alpha(alpha: object) -> float:
+    """α-IoU's power: a finite number > 0 (checked for every kind, as the modules do; alpha = -1 once gave 2.0)."""
+    return check_number("alpha", alpha, 0.0, strict=True)
 
 
 def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, eps: object, min_dim: int) -> None:
@@ -318,7 +325,7 @@ class PairwiseIoU(nn.Module):
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.eps = check_eps(eps)
-        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
+        self.alpha = check_alpha(alpha)
         self.tile_rows = check_tile_rows(tile_rows)
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops.checks import check_choice, check_eps, check_number
+from ..ops.checks import check_choice, check_eps
 from ..ops.reduction import check_reduction, reduce_box_loss
 from .formats import BOX_FORMATS
-from .iou import BOX_EPS, IOU_KINDS, aligned_iou
+from .iou import BOX_EPS, IOU_KINDS, aligned_iou, check_alpha
 
 
 EIOU_SMOOTH_POINT = 0.1
@@ -47,7 +47,7 @@ class IoULoss(nn.Module):
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.reduction = check_reduction(reduction)
         self.eps = check_eps(eps)
-        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
+        self.alpha = check_alpha(alpha)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         return reduce_box_loss(lambda: self._per_box(pred, target), self.reduction, weight)

@@ -320,8 +320,10 @@ def _probiou(a: _RotatedTerms, b: _RotatedTerms, eps: float) -> torch.Tensor:
 _METRICS = {"iou": _iou, "probiou": _probiou}
 
 
-def _check_pair(boxes1: object, boxes2: object, kind: str, min_dim: int) -> None:
+def _check_pair(boxes1: object, boxes2: object, kind: str, eps: object, min_dim: int) -> None:
+    """The checks the modules make, made by every function too (eps = -1 once gave an IoU of 1.14)."""
     check_choice("kind", kind, ROTATED_KINDS)
+    check_eps(eps)
     check_rotated("boxes1", boxes1, min_dim)
     check_rotated("boxes2", boxes2, min_dim)
 
@@ -341,7 +343,7 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
         N = M = 1000: onnxruntime 1.4 GiB in one block, 0.53 GiB in blocks of 256 rows; eager
         PyTorch 2.2 and 0.7 GiB); exported graphs hold one copy of the block computation per block.
     """
-    _check_pair(boxes1, boxes2, kind, min_dim=2)
+    _check_pair(boxes1, boxes2, kind, eps, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
     b = _terms(boxes2, "row")
     if kind == "probiou":
@@ -353,7 +355,7 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
 
 def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
     """Overlap of ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``: ``[..., N, 5]`` twice -> ``[..., N]``."""
-    _check_pair(boxes1, boxes2, kind, min_dim=1)
+    _check_pair(boxes1, boxes2, kind, eps, min_dim=1)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     return _METRICS[kind](_terms(boxes1, "flat"), _terms(boxes2, "flat"), eps)
 

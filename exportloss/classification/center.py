@@ -84,9 +84,10 @@ def center_update(features: torch.Tensor, labels: torch.Tensor, centers: torch.T
     one_hot = class_one_hot(labels, centers.shape[0], dtype)
     counts = one_hot.sum(0).unsqueeze(1)
     feature_sums = _class_sums(one_hot.t(), torch.where(finite, features, 0.0))
-    # A class holding a non-finite sample: the largest one-hot entry over its rows of bad samples is 1.
+    # A class holding a non-finite sample: it counts at least one bad sample. A sum, not a max, so that an empty
+    # batch (B = 0) reduces to 0 like every other reduction here instead of raising.
     bad_sample = (~finite).any(dim=1, keepdim=True).to(dtype)
-    poisoned = (one_hot * bad_sample).amax(dim=0).unsqueeze(1) > 0.5
+    poisoned = (one_hot * bad_sample).sum(dim=0).unsqueeze(1) > 0.5
     updated = centers - alpha * (counts * centers - feature_sums) / (1.0 + counts)
     return torch.where(poisoned, centers, updated).to(out_dtype)
 

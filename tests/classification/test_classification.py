@@ -460,3 +460,12 @@ def test_center_update_graph_carries_state(exported):
         eager = center_update_by_loops(torch.from_numpy(features), torch.from_numpy(labels), eager, 0.5).float()
     np.testing.assert_allclose(centers, eager.numpy(), atol=1e-5)
     assert np.array_equal(centers[6:], initial[6:])  # classes never in a batch keep their centers
+
+
+def test_center_update_on_an_empty_batch_keeps_every_center():
+    """Issue 22, finding 10: center_update on 0 samples raised IndexError (amax over an empty dim)."""
+    from exportloss import center_update
+
+    centers = torch.randn(4, 3)
+    got = center_update(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), centers)
+    assert torch.equal(got, centers)
