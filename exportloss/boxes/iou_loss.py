@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..ops.checks import check_choice, check_eps
+from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import check_reduction, reduce_box_loss
 from .formats import BOX_FORMATS
 from .iou import BOX_EPS, IOU_KINDS, aligned_iou, check_alpha
@@ -57,7 +58,8 @@ class IoULoss(nn.Module):
         if self.kind == "eiou":
             # mmdet's smooth knee: 0.5·l²/s below s, l − 0.5·s above (continuous value and slope).
             loss = torch.where(loss < EIOU_SMOOTH_POINT, 0.5 / EIOU_SMOOTH_POINT * loss * loss, loss - 0.5 * EIOU_SMOOTH_POINT)
-        return loss
+        # The non-finite policy: IoU, EIoU and α-IoU would give a finite loss for an infinite coordinate.
+        return loss + (non_finite_marker(pred, -1) + non_finite_marker(target, -1)).to(loss.dtype)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, fmt={self.fmt!r}, reduction={self.reduction!r}, eps={self.eps}"

@@ -66,6 +66,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..ops.non_finite import non_finite_marker
 from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_float_tensor
 from ..ops.reduction import check_reduction, reduce_box_loss
 
@@ -407,7 +408,12 @@ class RotatedIoULoss(nn.Module):
         self.eps = check_eps(eps)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        return reduce_box_loss(lambda: 1.0 - rotated_aligned_iou(pred, target, self.kind, self.eps), self.reduction, weight)
+        return reduce_box_loss(lambda: self._per_box(pred, target), self.reduction, weight)
+
+    def _per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = 1.0 - rotated_aligned_iou(pred, target, self.kind, self.eps)
+        # The non-finite policy (exportloss.ops.non_finite): a zero side at -inf would otherwise give IoU 0, a finite loss.
+        return loss + (non_finite_marker(pred, -1) + non_finite_marker(target, -1)).to(loss.dtype)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, reduction={self.reduction!r}, eps={self.eps}"

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..ops.checks import check_float_tensor, check_number, check_label_tensor, check_labels_in_range
 from ..ops.labels import class_one_hot, valid_labels
+from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import reduce_valid
 
 MAX_FEATURE = 3.38e38
@@ -156,6 +157,7 @@ class CenterLoss(nn.Module):
         offsets = features - F.embedding(safe, self.centers)
         # Invalid samples may pick a class with count 0; the clamp keeps their (masked) term finite.
         per_sample = (offsets * offsets).sum(1) / counts.clamp_min(1.0).index_select(0, safe)
+        per_sample = per_sample + non_finite_marker(features, 1)  # the non-finite policy: NaN, not inf
         return (0.5 * self.lambda_c) * reduce_valid(per_sample, valid, "mean")
 
     @torch.no_grad()
