@@ -58,6 +58,7 @@ from torch import nn
 from ..boxes.iou import pairwise_iou, pairwise_iou_and_distance
 from ..ops.checks import check_float_tensor
 from .options import NMSOptions, _SuppressionOptions
+from ..ops.options import DEFAULT
 
 MAX_PAIRS = 1 << 24
 """``N·C`` limit: the dynamo exporter divides flat pair indices in float32, and the tie rule's sort keys
@@ -76,14 +77,14 @@ class Detections(NamedTuple):
 def cluster_nms(
     boxes: torch.Tensor,
     scores: torch.Tensor,
-    iou_thr: float = 0.5,
-    kind: str = "iou",
-    diou_beta: float = 1.0,
-    score_thr: float = 0.05,
-    max_det: int = 100,
-    iterations: int | None = None,
-    candidates: int | None = None,
-    eps: float = 1e-7,
+    iou_thr: float = DEFAULT,
+    kind: str = DEFAULT,
+    diou_beta: float = DEFAULT,
+    score_thr: float = DEFAULT,
+    max_det: int = DEFAULT,
+    iterations: int | None = DEFAULT,
+    candidates: int | None = DEFAULT,
+    eps: float = DEFAULT,
     *,
     options: NMSOptions | None = None,
 ) -> Detections:

@@ -121,6 +121,8 @@ class AssignOptions(Options):
         # Overlaps (IoU, DIoU) lie in [-1, 1]; thresholds outside (-1, 1] would make every test trivial.
         self._normalise(**{name: check_interval(name, getattr(self, name), -1.0, 1.0, low_open=True)
                            for name in ("pos_thr", "neg_thr", "min_pos_thr")})
+        if self.neg_thr > self.pos_thr:  # mmdet's MaxIoUAssigner: background below neg_thr, foreground from pos_thr up
+            raise ValueError(f"neg_thr must be <= pos_thr; got neg_thr={self.neg_thr!r} and pos_thr={self.pos_thr!r}")
         self._normalise(eps=check_eps(self.eps), allow_low_quality=bool(self.allow_low_quality))
 
 
@@ -139,6 +141,8 @@ class MatchOptions(Options):
 
     def __post_init__(self) -> None:
         check_choice("loss_kind", self.loss_kind, IOU_KINDS)
+        if isinstance(self.thresholds, (str, bytes)) or not isinstance(self.thresholds, Sequence):
+            raise TypeError(f"thresholds must be a sequence of IoUs in (0, 1], e.g. (0.5,); got {self.thresholds!r}")
         thresholds = tuple(self.thresholds)
         if not thresholds:
             raise ValueError("thresholds must be a non-empty sequence of IoUs in (0, 1]; got ()")
