@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.checks import check_float_tensor, check_number, check_label_tensor, check_labels_in_range
+from ..ops.checks import check_count, check_float_tensor, check_number, check_label_tensor, check_labels_in_range
 from ..ops.labels import class_one_hot, valid_labels
 from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import reduce_valid
@@ -143,8 +143,8 @@ class CenterLoss(nn.Module):
 
     def __init__(self, num_classes: int, feat_dim: int, lambda_c: float = 1.0) -> None:
         super().__init__()
-        if num_classes < 1 or feat_dim < 1:
-            raise ValueError(f"num_classes and feat_dim must be >= 1; got {num_classes} and {feat_dim}")
+        check_count("num_classes", num_classes, 1)
+        check_count("feat_dim", feat_dim, 1)
         self.num_classes = int(num_classes)
         self.feat_dim = int(feat_dim)
         self.lambda_c = check_number("lambda_c", lambda_c, 0.0)
