@@ -115,13 +115,16 @@ def atan_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return reflected * (math.pi / 2) + (1.0 - 2.0 * reflected) * angle
 
 
-def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layout: str = "flat") -> BoxTerms:
+def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layout: str = "flat",
+              with_centre: bool = True) -> BoxTerms:
     """Per-box terms of ``boxes [..., N, 4]``, each shaped by ``layout`` as in :func:`box_corners`.
 
     fp16 and bf16 boxes give float32 terms (box arithmetic stays in float32). An inverted box (``x2 < x1`` or ``y2 < y1``) is treated as having zero width or height at
     ``x1`` / ``y1``, so every metric stays finite on it. ``eps`` enters only the aspect angle,
     ``atan(w / (h + eps))`` (computed by :func:`atan_ratio`), which keeps CIoU finite (value and
-    gradient) for zero-height boxes.
+    gradient) for zero-height boxes. Without ``with_aspect`` the ``aspect_angle`` field holds ``w`` and without
+    ``with_centre`` the halved corners hold the corners themselves: placeholders that cost nothing, for the
+    metrics that never read them.
     """
     if boxes.dtype in (torch.float16, torch.bfloat16):  # areas of 256-px boxes already overflow fp16
         boxes = boxes.float()
@@ -130,7 +133,8 @@ def box_terms(boxes: torch.Tensor, fmt: str, eps: float, with_aspect: bool, layo
     y2 = torch.maximum(y2, y1)
     w, h = x2 - x1, y2 - y1
     aspect = atan_ratio(w, h + eps) * (2.0 / math.pi) if with_aspect else w
-    return BoxTerms(x1, y1, x2, y2, w, h, w * h, x1 * 0.5, x2 * 0.5, y1 * 0.5, y2 * 0.5, aspect)
+    halves = (x1 * 0.5, x2 * 0.5, y1 * 0.5, y2 * 0.5) if with_centre else (x1, x2, y1, y2)
+    return BoxTerms(x1, y1, x2, y2, w, h, w * h, *halves, aspect)
 
 
 def centre_offsets(a: BoxTerms, b: BoxTerms) -> tuple[torch.Tensor, torch.Tensor]:

@@ -74,6 +74,9 @@ from ..ops.tile_plans import record_tile_plan
 
 IOU_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "siou", "alpha_iou")
 
+CENTRE_KINDS = ("diou", "ciou", "siou")
+"""The kinds that read the centre offsets (:func:`~exportloss.boxes.formats.centre_offsets`)."""
+
 BOX_EPS = 1e-7
 """The default stabiliser of every box metric (ultralytics' and torchvision's 1e-7). Where it enters is the
 convention this module's docstring states formula by formula; the float64 references in
@@ -178,9 +181,9 @@ def _pairwise_terms(boxes1: object, boxes2: object, kind: str, fmt: str, eps: fl
     """Checked per-box terms, ``boxes1``'s as columns ``[..., N, 1]`` and ``boxes2``'s as rows ``[..., 1, M]``."""
     _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
-    with_aspect = kind == "ciou"
-    return (box_terms(boxes1, fmt, eps, with_aspect, layout="column"),
-            box_terms(boxes2, fmt, eps, with_aspect, layout="row"))
+    with_aspect, with_centre = kind == "ciou", kind in CENTRE_KINDS
+    return (box_terms(boxes1, fmt, eps, with_aspect, layout="column", with_centre=with_centre),
+            box_terms(boxes2, fmt, eps, with_aspect, layout="row", with_centre=with_centre))
 
 
 def aligned_iou(
@@ -200,8 +203,9 @@ def aligned_iou(
     _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=1)
     check_alpha(alpha)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
-    with_aspect = kind == "ciou"
-    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps, alpha)
+    with_aspect, with_centre = kind == "ciou", kind in CENTRE_KINDS
+    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect, with_centre=with_centre),
+                       box_terms(boxes2, fmt, eps, with_aspect, with_centre=with_centre), kind, eps, alpha)
     return _in_input_dtype(overlap, boxes1, boxes2)
 
 
