@@ -363,6 +363,8 @@ def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = 
 
 def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, eps: float = 1e-7) -> torch.Tensor:
     """ProbIoU, pairwise (``[..., N, 5] x [..., M, 5] -> [..., N, M]``) or with ``aligned=True`` row by row."""
+    if not isinstance(aligned, bool):
+        raise TypeError(f"aligned must be True or False; got {aligned!r}")
     fn = rotated_aligned_iou if aligned else rotated_pairwise_iou
     return fn(boxes1, boxes2, "probiou", eps)
 

@@ -208,3 +208,9 @@ def test_functions_check_eps_as_the_modules_do(function, eps):
         getattr(exportloss, function)(boxes, boxes, eps=eps)
     with pytest.raises((ValueError, TypeError), match="eps"):
         exportloss.RotatedIoULoss(eps=eps)
+
+
+def test_probiou_aligned_is_a_boolean():
+    boxes = torch.tensor([[50.0, 50.0, 30.0, 20.0, 0.3]])
+    with pytest.raises(TypeError, match="aligned must be True or False; got 'no'"):
+        exportloss.probiou(boxes, boxes, aligned="no")

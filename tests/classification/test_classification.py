@@ -385,7 +385,7 @@ def test_fuzz_arc_against_reference(seed, margin_and_m):
     (lambda: exportloss.ArcFaceLoss(4, 3)(torch.randn(2, 4), torch.tensor([0, 1, 2])), ValueError, r"labels must have shape \[B\] with B=2"),
     (lambda: exportloss.ArcFaceLoss(4, 3)(torch.randn(2, 4), torch.tensor([0.0, 1.0])), TypeError, r"labels must be an int64 or int32"),
     (lambda: exportloss.ArcSoftmax(4, 3)(torch.randn(2, 5)), ValueError, r"features must have shape \[B, feat_dim=4\]; got \[2, 5\]"),
-    (lambda: exportloss.ArcSoftmax(4, 1), ValueError, r"num_classes >= 2"),
+    (lambda: exportloss.ArcSoftmax(4, 1), ValueError, r"num_classes must be >= 2; got 1"),
     (lambda: exportloss.ArcSoftmax(4, 3, m=4.0), ValueError, r"m must be finite and lie in \[0, 3.14159\)"),
     (lambda: exportloss.ArcSoftmax(4, 3, margin="sphereface"), ValueError, r"margin must be one of 'arcface', 'cosface'"),
     (lambda: exportloss.ArcFaceLoss(4, 3, s=0), ValueError, r"s must be finite and > 0"),
