@@ -42,6 +42,12 @@ DEFAULT_OPSET = 18
 
 DYNAMO_MIN_OPSET = 18
 
+TORCHSCRIPT_MIN_OPSET = 13
+"""The oldest opset at which the TorchScript exporter writes every catalog graph: torch advertises 7, but at 7 and 8
+no graph passes the checker (initializers are not graph inputs), at 9 the rotated IoU crashes the exporter, at 9
+and 10 the softmax focal loss fails shape inference, and below 13 ``center_update``'s bfloat16 split has no Cast
+(measured with torch 2.13; ``tests/toolchain/test_cli_robustness.py`` exports at this opset)."""
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -77,7 +83,7 @@ def opset_range(exporter: str) -> tuple[int, int]:
         return DYNAMO_MIN_OPSET, onnx.defs.onnx_opset_version()
     from torch.onnx import _constants
 
-    return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    return max(_constants.ONNX_MIN_OPSET, TORCHSCRIPT_MIN_OPSET), _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
 
 
 def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAULT_OPSET, shapes: Shapes | None = None,

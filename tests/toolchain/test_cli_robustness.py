@@ -229,3 +229,20 @@ def test_a_size_the_module_rejects_is_named_with_the_module_argument_alone(capsy
     assert main(["export", name, "--size", "classes=0", "-o", str(tmp_path)]) == 2
     line = one_error_line(capsys, "export")
     assert message in line and "feat_dim" not in line
+
+
+# --- finding 15: the advertised opsets are the ones that work ---------------------------------------------------
+
+@pytest.mark.parametrize("opset", ["7", "8", "12"])
+def test_torchscript_opsets_below_13_are_refused_up_front(capsys, tmp_path, opset):
+    """``--exporter torchscript --opset 7/8`` were inside the advertised 7-20 and failed with a checker message."""
+    assert main(["export", "center_update", "--exporter", "torchscript", "--opset", opset, "-o", str(tmp_path)]) == 2
+    assert f"--opset {opset}: the torchscript exporter writes opsets 13 to 20" in one_error_line(capsys, "export")
+
+
+@pytest.mark.parametrize("name", ["center_update", "focal_loss", "rotated_pairwise_iou"])
+def test_torchscript_exports_at_its_lowest_advertised_opset(tmp_path, name):
+    """The graphs that failed below 13 (bfloat16 Cast, shape inference, an exporter crash) export and check at 13."""
+    from exportloss.export import TORCHSCRIPT_MIN_OPSET, export_graph
+
+    assert export_graph(catalog.get(name), tmp_path, "torchscript", TORCHSCRIPT_MIN_OPSET).opset == 13
