@@ -66,9 +66,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..ops.non_finite import non_finite_marker
 from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_float_tensor
+from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import check_reduction, reduce_box_loss
+from .iou import BOX_EPS
 
 ROTATED_KINDS = ("iou", "probiou")
 MMROTATE_VERSIONS = ("oc", "le90", "le135")
@@ -329,7 +330,7 @@ def _check_pair(boxes1: object, boxes2: object, kind: str, eps: object, min_dim:
     check_rotated("boxes2", boxes2, min_dim)
 
 
-def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
+def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = BOX_EPS) -> torch.Tensor:
     """Overlap of every rotated box in ``boxes1`` with every one in ``boxes2``.
 
     Args:
@@ -354,14 +355,14 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
 
 
-def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
+def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = BOX_EPS) -> torch.Tensor:
     """Overlap of ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``: ``[..., N, 5]`` twice -> ``[..., N]``."""
     _check_pair(boxes1, boxes2, kind, eps, min_dim=1)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     return _METRICS[kind](_terms(boxes1, "flat"), _terms(boxes2, "flat"), eps)
 
 
-def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, eps: float = 1e-7) -> torch.Tensor:
+def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, eps: float = BOX_EPS) -> torch.Tensor:
     """ProbIoU, pairwise (``[..., N, 5] x [..., M, 5] -> [..., N, M]``) or with ``aligned=True`` row by row."""
     if not isinstance(aligned, bool):
         raise TypeError(f"aligned must be True or False; got {aligned!r}")
@@ -372,7 +373,7 @@ def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, e
 class RotatedPairwiseIoU(nn.Module):
     """Module form of :func:`rotated_pairwise_iou`: ``forward(boxes1 [..., N, 5], boxes2 [..., M, 5]) -> [..., N, M]``."""
 
-    def __init__(self, kind: str = "iou", eps: float = 1e-7) -> None:
+    def __init__(self, kind: str = "iou", eps: float = BOX_EPS) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, ROTATED_KINDS)
         self.eps = check_eps(eps)
@@ -403,7 +404,7 @@ class RotatedIoULoss(nn.Module):
         ``[..., N]`` with ``reduction="none"``.
     """
 
-    def __init__(self, kind: str = "iou", reduction: str = "mean", eps: float = 1e-7) -> None:
+    def __init__(self, kind: str = "iou", reduction: str = "mean", eps: float = BOX_EPS) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, ROTATED_KINDS)
         self.reduction = check_reduction(reduction)

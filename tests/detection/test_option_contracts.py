@@ -83,3 +83,34 @@ def test_dice_score_takes_options():
                        exportloss.dice_score(logits, labels, jaccard=True))
     with pytest.raises(ValueError, match="scores Dice or Jaccard"):
         exportloss.dice_score(logits, labels, options=OverlapOptions(score="tversky"))
+
+
+VALID = torch.ones(1, 2, dtype=torch.bool)
+EPS_FUNCTIONS = {
+    "aligned_iou": lambda eps: exportloss.aligned_iou(BOXES, BOXES, eps=eps),
+    "pairwise_iou": lambda eps: exportloss.pairwise_iou(BOXES, BOXES, eps=eps),
+    "pairwise_iou_and_distance": lambda eps: exportloss.pairwise_iou_and_distance(BOXES, BOXES, eps=eps),
+    "rotated_aligned_iou": lambda eps: exportloss.rotated_aligned_iou(ROTATED, ROTATED, eps=eps),
+    "rotated_pairwise_iou": lambda eps: exportloss.rotated_pairwise_iou(ROTATED, ROTATED, eps=eps),
+    "probiou": lambda eps: exportloss.probiou(ROTATED, ROTATED, eps=eps),
+    "max_iou_assign": lambda eps: exportloss.max_iou_assign(BOXES, BOXES, VALID, eps=eps),
+    "match_metrics": lambda eps: exportloss.match_metrics(BOXES, VALID, BOXES, VALID, eps=eps),
+    "cluster_nms": lambda eps: exportloss.cluster_nms(BOXES, SCORES, eps=eps),
+    "rotated_cluster_nms": lambda eps: exportloss.rotated_cluster_nms(ROTATED, SCORES, eps=eps),
+}
+
+
+def test_every_public_function_with_an_eps_is_covered():
+    import inspect
+
+    with_eps = {name for name in dir(exportloss) if inspect.isfunction(getattr(exportloss, name))
+                and "eps" in inspect.signature(getattr(exportloss, name)).parameters}
+    assert with_eps == set(EPS_FUNCTIONS)
+
+
+@pytest.mark.parametrize("eps", [-1.0, 0.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("name", sorted(EPS_FUNCTIONS))
+def test_every_functional_entry_point_checks_eps_as_its_module(name, eps):
+    """Issue 22, findings 2 and 3: the functions took any eps (rotated IoU of 1.14 at eps = -1) where the modules refused."""
+    with pytest.raises(ValueError, match="eps must be finite and > 0"):
+        EPS_FUNCTIONS[name](eps)
