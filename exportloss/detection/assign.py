@@ -5,7 +5,8 @@ The semantics are those of mmdet's ``MaxIoUAssigner`` (``gt_max_assign_all=True`
 1. Each anchor takes its best *valid* ground truth by overlap (the lowest index on ties);
    ``max_overlap`` is that overlap.
 2. ``max_overlap < neg_thr`` → background (``-1``); ``max_overlap >= pos_thr`` → that ground truth's
-   index; otherwise ignored (``-2``). (If ``neg_thr > pos_thr``, matching wins.)
+   index; otherwise ignored (``-2``). ``neg_thr > pos_thr`` is refused (mmdet lets matching win); an unset
+   ``neg_thr`` is 0.4, or ``pos_thr`` when that is lower.
 3. With ``allow_low_quality``, each valid ground truth whose best overlap over all anchors is
    ``> min_pos_thr`` is given to *every* anchor that attains that best overlap, overriding step 2;
    when several ground truths claim one anchor, the highest index wins (mmdet loops over ground truths
@@ -76,7 +77,7 @@ def max_iou_assign(
         gt_boxes: ``[B, M, 4]`` xyxy ground truths, padded to M.
         gt_valid: ``[B, M]`` bool, False for padding.
         pos_thr, neg_thr, min_pos_thr: thresholds of steps 2 and 3, each in (-1, 1], ``neg_thr <= pos_thr``
-            (defaults 0.5, 0.4, 0.0).
+            (defaults 0.5, 0.4 or ``pos_thr`` when that is lower, 0.0).
         allow_low_quality: run step 3 (default True).
         kind: ``"iou"`` (default) or ``"diou"``.
         eps: stabiliser of the overlap, see :mod:`exportloss.boxes.iou`; finite and > 0 (default 1e-7).

@@ -71,9 +71,11 @@ def test_booleans_are_booleans_and_ints_are_not_bools(make, field):
 
 def test_assign_thresholds_must_not_cross():
     """``AssignOptions(pos_thr=0.3, neg_thr=0.7)`` was accepted: anchors in between would be both and neither."""
-    with pytest.raises(ValueError, match="neg_thr must be <= pos_thr"):
+    with pytest.raises(ValueError, match="neg_thr must be <= pos_thr; got neg_thr=0.7 and pos_thr=0.3"):
         AssignOptions(pos_thr=0.3, neg_thr=0.7)
     assert AssignOptions(pos_thr=0.5, neg_thr=0.5).neg_thr == 0.5
+    # Only an explicit crossing contradicts: an unset neg_thr is mmdet's 0.4, capped at a lower pos_thr.
+    assert AssignOptions().neg_thr == 0.4 and AssignOptions(pos_thr=0.3).neg_thr == 0.3
 
 
 def test_dice_score_takes_options():
