@@ -9,7 +9,7 @@ over them become NaN and nothing else changes (``x + 0 == x`` exactly).
 
 ``x * 0`` is 0 for every finite ``x`` (no overflow, unlike ``x.sum() * 0``) and NaN for ±inf and NaN, and a
 sum propagates NaN in every backend. ``x * 0 -> 0`` is not an IEEE identity, and neither the onnxscript
-optimizer nor onnxruntime (both optimization levels) rewrites it: ``tests/classification/test_loss_numerics.py``
+optimizer nor onnxruntime at ORT_ENABLE_ALL rewrites it: ``tests/classification/test_loss_numerics.py``
 runs every loss graph with NaN, +inf and -inf in onnxruntime. TensorRT engines are not checked here (no GPU).
 """
 
