@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -24,13 +25,14 @@ import torch
 from . import __version__
 from .catalog import CATALOG, GraphEntry, Shapes, Sizes
 from .graph_checks import check_graph
-from .model_files import MANIFEST, METADATA_GRAPH, METADATA_OPTIONS, METADATA_SIZES, read_manifest, write_model
+from .model_files import MANIFEST, METADATA_GRAPH, METADATA_OPTIONS, METADATA_SIZES, check_lock, read_manifest, write_model
 from .onnx_graph import default_opset, model_nodes, tensor_specs
 from .ops.tile_plans import recording_tile_plans
 from .row_tiles import tile_planes
 
 __all__ = [
-    "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "export_graph", "export_model",
+    "DEFAULT_OPSET", "EXPORTERS", "MANIFEST", "METADATA_GRAPH", "ExportResult", "check_export_arguments", "export_graph",
+    "export_model",
     "opset_range", "read_manifest",
 ]
 
@@ -39,6 +41,12 @@ DEFAULT_OPSET = 18
 """torchlib's native opset: no version conversion, and inside every supported TensorRT's range (9-20 for 10.1)."""
 
 DYNAMO_MIN_OPSET = 18
+
+TORCHSCRIPT_MIN_OPSET = 13
+"""The oldest opset at which the TorchScript exporter writes every catalog graph: torch advertises 7, but at 7 and 8
+no graph passes the checker (initializers are not graph inputs), at 9 the rotated IoU crashes the exporter, at 9
+and 10 the softmax focal loss fails shape inference, and below 13 ``center_update``'s bfloat16 split has no Cast
+(measured with torch 2.13; ``tests/toolchain/test_cli_robustness.py`` exports at this opset)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def opset_range(exporter: str) -> tuple[int, int]:
         return DYNAMO_MIN_OPSET, onnx.defs.onnx_opset_version()
     from torch.onnx import _constants
 
-    return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    return max(_constants.ONNX_MIN_OPSET, TORCHSCRIPT_MIN_OPSET), _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
 
 
 def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAULT_OPSET, shapes: Shapes | None = None,
@@ -86,14 +94,14 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
     ``sizes`` and ``shapes`` the graph cannot take (an unknown size, a size it fixes, two values for one
     size, sizes its module rejects), and when the exporter fails or writes another opset than asked for.
     """
-    if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
-    low, high = opset_range(exporter)
-    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
-        hint = "; for an older opset use --exporter torchscript" if exporter == "dynamo" and isinstance(opset, int) and opset < low else ""
-        raise ValueError(f"--opset {opset}: the {exporter} exporter writes opsets {low} to {high}{hint}")
+    _check_exporter(exporter, opset)
     entry = entry.at(sizes, shapes)
-    module = entry.build().eval()
+    check_memory(entry)
+    try:
+        module = entry.build().eval()
+    except (ValueError, TypeError) as err:  # the module's own words, said of the sizes the user gave
+        sizes_text = ", ".join(f"{name}={value}" for name, value in entry.sizes.items())
+        raise ValueError(f"graph {entry.name!r} cannot be built at sizes {sizes_text}: {_first_line(err)}") from None
     example = to_torch(entry.example_inputs())
     args = tuple(example[spec.name] for spec in entry.inputs)
     _run_eagerly(entry, module, args)
@@ -134,6 +142,72 @@ def export_model(entry: GraphEntry, exporter: str = "dynamo", opset: int = DEFAU
     _stamp(model, entry, exporter)
     check_graph(model, allowed_ops=entry.allowed_ops)
     return model
+
+
+def _check_exporter(exporter: str, opset: int) -> None:
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}; got {exporter!r}")
+    low, high = opset_range(exporter)
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        hint = "; for an older opset use --exporter torchscript" if exporter == "dynamo" and isinstance(opset, int) and opset < low else ""
+        raise ValueError(f"--opset {opset}: the {exporter} exporter writes opsets {low} to {high}{hint}")
+
+
+def check_export_arguments(entries: list[GraphEntry], out_dir: str | os.PathLike, exporter: str = "dynamo",
+                           opset: int = DEFAULT_OPSET, shapes: Shapes | None = None, sizes: Sizes | None = None) -> None:
+    """Everything about an export of ``entries`` that can be checked before the first graph is written.
+
+    Raises ``ValueError`` as :func:`export_model` would for any of them (exporter, opset, sizes, memory),
+    :class:`~exportloss.model_files.ModelFileError` for a corrupt manifest or an unusable lock file, and
+    ``OSError`` for an ``out_dir`` that is a file.
+    """
+    _check_exporter(exporter, opset)
+    for entry in entries:
+        check_memory(entry.at(sizes, shapes))
+    _check_output_directory(Path(out_dir))
+
+
+def _check_output_directory(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(out))
+    read_manifest(out)  # a corrupt manifest fails now, not after the export's minutes
+    check_lock(out)
+
+
+def memory_needed(entry: GraphEntry) -> int:
+    """Bytes the export of ``entry`` holds at least: its inputs and outputs once each, and the module's parameters
+    and buffers (counted on the meta device, so nothing is allocated)."""
+    total = sum(np.dtype(spec.dtype).itemsize * math.prod(spec.resolve(entry.sizes)) for spec in (*entry.inputs, *entry.outputs))
+    try:
+        with torch.device("meta"):
+            module = entry.build()
+    except Exception:  # noqa: BLE001 - sizes the module rejects (export_model reports them in the module's words)
+        return total
+    return total + sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+def check_memory(entry: GraphEntry) -> None:
+    """``ValueError`` naming the sizes when ``entry`` needs more memory than this machine has (before allocating)."""
+    needed, available = memory_needed(entry), available_memory()
+    if available is not None and needed > available:
+        sizes = ", ".join(f"{name}={value}" for name, value in entry.sizes.items())
+        raise ValueError(f"graph {entry.name!r} at sizes {sizes} needs {needed / 2**30:.1f} GiB for its tensors alone; "
+                         f"this machine has {available / 2**30:.1f} GiB available: choose smaller sizes")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable`` of /proc/meminfo, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _run_eagerly(entry: GraphEntry, module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -201,9 +275,7 @@ def export_graph(
     corrupt manifest (before anything is written) and ``OSError`` when ``out_dir`` cannot be written.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(out))
-    read_manifest(out)  # a corrupt manifest fails now, not after the export's minutes
+    _check_output_directory(out)
     entry = entry.at(sizes, shapes)
     model = export_model(entry, exporter, opset)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,3 +290,7 @@ def export_graph(
     }
     path = write_model(out, record, model.SerializeToString(), versions())
     return ExportResult(entry.name, path, model, exporter, default_opset(model))
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,37 @@ def read_manifest(directory: str | os.PathLike) -> dict:
 
 def manifest_lock(directory: str | os.PathLike) -> FileLock:
     """The lock every manifest writer holds; a hidden file beside the manifest (left in place, as locks are)."""
-    return FileLock(Path(directory) / f".{MANIFEST}.lock")
+    return FileLock(_lock_path(directory))
+
+
+def _lock_path(directory: str | os.PathLike) -> Path:
+    return Path(directory) / f".{MANIFEST}.lock"
+
+
+def check_lock(directory: str | os.PathLike) -> None:
+    """Raise :class:`ModelFileError` naming the lock file when it exists but cannot be opened for locking (a
+    directory, a file of another user without write permission): checked before an export, not after it."""
+    lock = _lock_path(directory)
+    if not lock.exists() and not lock.is_symlink():
+        return
+    try:
+        with open(lock, "a"):
+            pass
+    except OSError as err:
+        raise ModelFileError(f"{lock}: the manifest's lock file cannot be used ({err.strerror or err}); "
+                             "remove it or fix its permissions") from None
+
+
+TEMP_FILE = re.compile(r"\.(?:.+\.onnx|" + re.escape(MANIFEST) + r")\.[0-9a-f]{12}\.tmp")
+"""The temporary files :func:`write_model` writes (``.NAME.onnx.<hex>.tmp``, ``.manifest.json.<hex>.tmp``)."""
+
+
+def _remove_stale_temp_files(directory: Path) -> None:
+    """Remove temporary files that a killed writer left behind (only writers holding the lock make them, and
+    this one holds it, so every such file is stale)."""
+    for leftover in directory.iterdir():
+        if TEMP_FILE.fullmatch(leftover.name) and leftover.is_file():
+            leftover.unlink(missing_ok=True)
 
 
 def write_model(directory: str | os.PathLike, record: dict, data: bytes, versions: dict[str, str]) -> Path:
@@ -88,7 +119,9 @@ def write_model(directory: str | os.PathLike, record: dict, data: bytes, version
     directory = Path(directory)
     path = directory / record["file"]
     record = {"name": record["name"], "file": record["file"], "sha256": hashlib.sha256(data).hexdigest(), **record}
+    check_lock(directory)
     with manifest_lock(directory):
+        _remove_stale_temp_files(directory)
         manifest = read_manifest(directory)
         atomic_write(path, data)
         graphs = [g for g in manifest["graphs"] if g["name"] != record["name"] and g["file"] != record["file"]]
@@ -101,8 +134,11 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
                catalog_graph: bool = True) -> tuple[onnx.ModelProto, GraphEntry | None]:
     """Load and validate one model file; returns ``(model, entry)``.
 
-    Checks, each failing with a one-line :class:`ModelFileError` that names the file: it exists and is
-    a regular file, it is non-empty and parses as a valid ONNX model; then, when ``DIR/manifest.json`` has an
+    The file is read once; every check below and every session that runs the returned ``model`` see those
+    same bytes (a file rewritten meanwhile cannot pass as the one checked). Checks, each failing with a
+    one-line :class:`ModelFileError` that names the file: it exists and is a regular file, it is non-empty
+    and parses as a valid ONNX model, its tensors are in the file (a catalog graph with external data is
+    refused; any other ONNX file gets them from beside it); then, when ``DIR/manifest.json`` has an
     entry for the file, the file's sha256 matches it (:class:`ModelMismatchError` otherwise). With
     ``catalog_graph`` (verification needs it) the model also carries the catalog name stamp written at
     export, the name is a catalog graph (and ``entry``'s, when one is given), and its inputs and outputs
@@ -117,19 +153,29 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
         raise ModelFileError(f"{path}: does not exist")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a file")
-    if path.stat().st_size == 0:
+    try:
+        data = path.read_bytes()  # read once: the sha256, the checks and every session see these very bytes
+    except OSError as err:
+        raise ModelFileError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not data:
         raise ModelFileError(f"{path}: empty file, not an ONNX model")
     try:
-        model = onnx.load(str(path))  # external data, if any, comes from beside the file
-    except Exception as err:  # protobuf's DecodeError for garbage or a truncated file, OSError for external data
+        model = onnx.load_from_string(data)
+    except Exception as err:  # protobuf's DecodeError for garbage or a truncated file
         raise ModelFileError(f"{path}: not an ONNX model ({_first_line(err)})") from None
     if not model.HasField("graph") or not model.opset_import:
         raise ModelFileError(f"{path}: not an ONNX model (no graph or no opset)")
+    external = _external_data_files(model)
+    if external and catalog_graph:
+        raise ModelFileError(f"{path}: keeps tensors in external data ({', '.join(external)}); `exportloss export` writes "
+                             "single-file models, and verification runs the bytes it checked: re-export it")
     try:
-        onnx.checker.check_model(str(path))  # by path: models over 2 GB and external data are checked too
-    except (onnx.checker.ValidationError, ValueError) as err:
+        if external:  # any ONNX file (check-trt): the tensors come from beside the file, as onnxruntime would take them
+            onnx.load_external_data_for_model(model, str(path.parent))
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError, OSError) as err:
         raise ModelFileError(f"{path}: not a valid ONNX model ({_first_line(err)})") from None
-    _check_against_manifest(path)
+    _check_against_manifest(path, data)
     if not catalog_graph:
         return model, entry
     stamps = metadata(model)
@@ -145,22 +191,30 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     _check_interface(path, model, entry)
     try:
         sizes = json.loads(stamps[METADATA_SIZES]) if METADATA_SIZES in stamps else None
+        if sizes is not None and not isinstance(sizes, dict):
+            raise ValueError(f"its {METADATA_SIZES!r} stamp is not a mapping of sizes: {stamps[METADATA_SIZES]!r}")
         options = json.loads(stamps[METADATA_OPTIONS]) if METADATA_OPTIONS in stamps else None
-        return model, entry.at(sizes, static_input_shapes(model), options)
+        return model, entry.at(sizes, static_input_shapes(model), options,
+                               size_label=f"its {METADATA_SIZES!r} stamp", shape_label="input")
     except (ValueError, AttributeError) as err:  # a foreign or garbled stamp, inputs that contradict it
         raise ModelFileError(f"{path}: its sizes or options do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
 
 
-def _check_against_manifest(path: Path) -> None:
+def _external_data_files(model: onnx.ModelProto) -> list[str]:
+    """The external data files the model's tensors point to (none for a single-file model)."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    files = {entry.value for tensor in _get_all_tensors(model) if uses_external_data(tensor)
+             for entry in tensor.external_data if entry.key == "location"}
+    return sorted(files)
+
+
+def _check_against_manifest(path: Path, data: bytes) -> None:
     manifest = read_manifest(path.parent)
     record = next((g for g in manifest["graphs"] if g["file"] == path.name), None)
     if record is None:
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    digest = digest.hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     if digest != record["sha256"]:
         raise ModelMismatchError(
             f"{path}: sha256 {digest[:16]}… does not match {path.parent / MANIFEST}'s entry {record['name']!r} "

@@ -185,7 +185,8 @@ class OrtBackend(Backend):
     @contextmanager
     def sessions(self, path: Path, model: onnx.ModelProto, entry: GraphEntry) -> Iterator[list[OrtSession]]:
         try:
-            opened = [self._open(str(path), level) for level in self.levels]
+            data = model.SerializeToString()  # the model load_model checked, not the file, which may have changed since
+            opened = [self._open(data, level) for level in self.levels]
         except SessionError as err:
             raise SessionError(f"onnxruntime could not open the graph on {self.requested}: {err}") from None
         yield opened

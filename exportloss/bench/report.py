@@ -106,7 +106,10 @@ def to_json(rows: Sequence[BenchRow], meta: dict) -> str:
 
 
 def from_json(text: str) -> tuple[list[BenchRow], dict]:
+    """The rows and metadata :func:`to_json` wrote; ``ValueError`` (one line) for any other JSON."""
     record = json.loads(text)
+    if not isinstance(record, dict) or not isinstance(record.get("rows"), list):
+        raise ValueError('not a report of `exportloss bench --json` (expected an object with a "rows" list)')
     rows = [BenchRow.from_dict(r) for r in record.pop("rows")]
     return rows, record
 

@@ -2,7 +2,7 @@
 
 Formulas, for boxes ``a`` and ``b`` with intersection ``I``, union ``U = area_a + area_b - I``,
 smallest enclosing box of width ``cw`` and height ``ch`` and area ``C = cw · ch``, squared centre
-distance ``ρ²`` and eps (default ``1e-7``):
+distance ``ρ²`` and eps (default :data:`BOX_EPS` ``= 1e-7``):
 
 * IoU  = ``I / (U + eps)``
 * GIoU = ``IoU - (C - U) / (C + eps)``
@@ -40,7 +40,9 @@ Three more kinds, each as its source defines it (``dx, dy`` = centre of ``b`` mi
   choice) being the power; only plain IoU is raised to it. The floor at eps keeps the gradient
   finite for ``α < 1``.
 
-eps enters exactly where written above and nowhere else. On ordinary boxes the values equal
+eps enters exactly where written above and nowhere else, in this module and in its float64 reference
+(:mod:`exportloss.reference.boxes`) alike; on normalised coordinates (boxes 1e-4 wide) it visibly moves
+IoU, DIoU and SIoU, and graph and reference move together. On ordinary boxes the values equal
 torchvision.ops (``box_iou``, ``generalized_box_iou``, ``distance_box_iou``, ``complete_box_iou``)
 within 1e-5; unlike torchvision they stay finite, with finite gradients, on zero-area boxes: two
 empty boxes have IoU 0 and GIoU 0, and a zero-height box has a finite aspect angle. Inverted boxes
@@ -67,10 +69,19 @@ import torch
 from torch import nn
 
 from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_number
-from .formats import BOX_FORMATS, BoxTerms, box_terms
+from .formats import BOX_FORMATS, BoxTerms, box_terms, centre_offsets
 from ..ops.tile_plans import record_tile_plan
 
 IOU_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "siou", "alpha_iou")
+
+CENTRE_KINDS = ("diou", "ciou", "siou")
+"""The kinds that read the centre offsets (:func:`~exportloss.boxes.formats.centre_offsets`)."""
+
+BOX_EPS = 1e-7
+"""The default stabiliser of every box metric (ultralytics' and torchvision's 1e-7). Where it enters is the
+convention this module's docstring states formula by formula; the float64 references in
+:mod:`exportloss.reference.boxes` take this default and add eps at exactly those places, so graph and
+reference agree on normalised coordinates too, where squared extents (1e-8 for boxes 1e-4 wide) are below eps."""
 
 CACHE_BYTES_PER_CORE = 2 << 20
 """The per-core cache a pairwise tile is sized for: 2 MiB, the L2 of one core of current Xeon server parts
@@ -99,7 +110,7 @@ def tile_rows_for(n: int, m: int, cache_bytes: int = CACHE_BYTES_PER_CORE, items
 
 
 def pairwise_iou(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7,
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = BOX_EPS,
     alpha: float = 3.0,
     tile_rows: int | None = None,
 ) -> torch.Tensor:
@@ -119,6 +130,7 @@ def pairwise_iou(
     Returns:
         ``[..., N, M]``: entry ``(n, m)`` is the metric of ``boxes1[..., n, :]`` and ``boxes2[..., m, :]``.
     """
+    check_alpha(alpha)
     a, b = _pairwise_terms(boxes1, boxes2, kind, fmt, eps)
     return _in_input_dtype(
         _by_row_tiles(lambda tile: (_overlap(tile, b, kind, eps, alpha),), a, b, tile_rows)[0], boxes1, boxes2
@@ -126,7 +138,7 @@ def pairwise_iou(
 
 
 def pairwise_iou_and_distance(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, fmt: str = "xyxy", eps: float = 1e-7, tile_rows: int | None = None
+    boxes1: torch.Tensor, boxes2: torch.Tensor, fmt: str = "xyxy", eps: float = BOX_EPS, tile_rows: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """IoU and DIoU's distance penalty ``ρ² / (cw² + ch² + eps)`` of every pair, from one pass over the pairs.
 
@@ -169,13 +181,13 @@ def _pairwise_terms(boxes1: object, boxes2: object, kind: str, fmt: str, eps: fl
     """Checked per-box terms, ``boxes1``'s as columns ``[..., N, 1]`` and ``boxes2``'s as rows ``[..., 1, M]``."""
     _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
-    with_aspect = kind == "ciou"
-    return (box_terms(boxes1, fmt, eps, with_aspect, layout="column"),
-            box_terms(boxes2, fmt, eps, with_aspect, layout="row"))
+    with_aspect, with_centre = kind == "ciou", kind in CENTRE_KINDS
+    return (box_terms(boxes1, fmt, eps, with_aspect, layout="column", with_centre=with_centre),
+            box_terms(boxes2, fmt, eps, with_aspect, layout="row", with_centre=with_centre))
 
 
 def aligned_iou(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7,
+    boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", fmt: str = "xyxy", eps: float = BOX_EPS,
     alpha: float = 3.0,
 ) -> torch.Tensor:
     """Overlap of corresponding boxes: ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``.
@@ -189,10 +201,17 @@ def aligned_iou(
         ``[..., N]``, the broadcast leading shape.
     """
     _check_args(boxes1, boxes2, kind, fmt, eps, min_dim=1)
+    check_alpha(alpha)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
-    with_aspect = kind == "ciou"
-    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect), box_terms(boxes2, fmt, eps, with_aspect), kind, eps, alpha)
+    with_aspect, with_centre = kind == "ciou", kind in CENTRE_KINDS
+    overlap = _overlap(box_terms(boxes1, fmt, eps, with_aspect, with_centre=with_centre),
+                       box_terms(boxes2, fmt, eps, with_aspect, with_centre=with_centre), kind, eps, alpha)
     return _in_input_dtype(overlap, boxes1, boxes2)
+
+
+def check_alpha(alpha: object) -> float:
+    """α-IoU's power: a finite number > 0 (checked for every kind, as the modules do; alpha = -1 once gave 2.0)."""
+    return check_number("alpha", alpha, 0.0, strict=True)
 
 
 def _check_args(boxes1: object, boxes2: object, kind: str, fmt: str, eps: object, min_dim: int) -> None:
@@ -239,7 +258,7 @@ def _extended_iou(a: BoxTerms, b: BoxTerms, eps: float) -> torch.Tensor:
 
 def _siou_costs(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: torch.Tensor, eps: float) -> torch.Tensor:
     """SIoU's ``(Δ + Ω) / 2`` (module docstring)."""
-    dx, dy = b.cx - a.cx, b.cy - a.cy
+    dx, dy = centre_offsets(a, b)
     dx2, dy2 = dx * dx, dy * dy
     gamma = 2.0 * (dx * dy).abs() / (dx2 + dy2 + eps) - 2.0
     distance = 2.0 - torch.exp(gamma * dx2 / (enclose_w * enclose_w + eps)) - torch.exp(gamma * dy2 / (enclose_h * enclose_h + eps))
@@ -297,21 +316,20 @@ def _in_input_dtype(result: torch.Tensor, boxes1: torch.Tensor, boxes2: torch.Te
 
 def _centre_distance(a: BoxTerms, b: BoxTerms, enclose_w: torch.Tensor, enclose_h: torch.Tensor, eps: float) -> torch.Tensor:
     """``ρ² / (cw² + ch² + eps)``: squared centre distance over the enclosing box's squared diagonal."""
-    dx = a.cx - b.cx
-    dy = a.cy - b.cy
+    dx, dy = centre_offsets(a, b)
     return (dx * dx + dy * dy) / (enclose_w * enclose_w + enclose_h * enclose_h + eps)
 
 
 class PairwiseIoU(nn.Module):
     """Module form of :func:`pairwise_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., M, 4]) -> [..., N, M]``."""
 
-    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7, alpha: float = 3.0,
+    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = BOX_EPS, alpha: float = 3.0,
                  tile_rows: int | None = None) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.eps = check_eps(eps)
-        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
+        self.alpha = check_alpha(alpha)
         self.tile_rows = check_tile_rows(tile_rows)
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
@@ -326,7 +344,7 @@ class PairwiseIoU(nn.Module):
 class AlignedIoU(PairwiseIoU):
     """Module form of :func:`aligned_iou`: ``forward(boxes1 [..., N, 4], boxes2 [..., N, 4]) -> [..., N]``."""
 
-    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = 1e-7, alpha: float = 3.0) -> None:
+    def __init__(self, kind: str = "iou", fmt: str = "xyxy", eps: float = BOX_EPS, alpha: float = 3.0) -> None:
         super().__init__(kind, fmt, eps, alpha)  # no tile_rows: an aligned metric has no N x M plane
 
     def forward(self, boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:

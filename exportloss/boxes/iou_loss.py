@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops.checks import check_choice, check_eps, check_number
+from ..ops.checks import check_choice, check_eps
+from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import check_reduction, reduce_box_loss
 from .formats import BOX_FORMATS
-from .iou import IOU_KINDS, aligned_iou
+from .iou import BOX_EPS, IOU_KINDS, aligned_iou, check_alpha
 
 
 EIOU_SMOOTH_POINT = 0.1
@@ -40,14 +41,14 @@ class IoULoss(nn.Module):
         ``[..., N]`` with ``reduction="none"``. ``weight`` multiplies each box's loss before reducing.
     """
 
-    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = 1e-7,
+    def __init__(self, kind: str = "ciou", fmt: str = "xyxy", reduction: str = "mean", eps: float = BOX_EPS,
                  alpha: float = 3.0) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, IOU_KINDS)
         self.fmt = check_choice("fmt", fmt, BOX_FORMATS)
         self.reduction = check_reduction(reduction)
         self.eps = check_eps(eps)
-        self.alpha = check_number("alpha", alpha, 0.0, strict=True)
+        self.alpha = check_alpha(alpha)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         return reduce_box_loss(lambda: self._per_box(pred, target), self.reduction, weight)
@@ -57,7 +58,8 @@ class IoULoss(nn.Module):
         if self.kind == "eiou":
             # mmdet's smooth knee: 0.5·l²/s below s, l − 0.5·s above (continuous value and slope).
             loss = torch.where(loss < EIOU_SMOOTH_POINT, 0.5 / EIOU_SMOOTH_POINT * loss * loss, loss - 0.5 * EIOU_SMOOTH_POINT)
-        return loss
+        # The non-finite policy: IoU, EIoU and α-IoU would give a finite loss for an infinite coordinate.
+        return loss + (non_finite_marker(pred, -1) + non_finite_marker(target, -1)).to(loss.dtype)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, fmt={self.fmt!r}, reduction={self.reduction!r}, eps={self.eps}"

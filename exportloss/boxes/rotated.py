@@ -67,7 +67,9 @@ import torch
 from torch import nn
 
 from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_float_tensor
+from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import check_reduction, reduce_box_loss
+from .iou import BOX_EPS
 
 ROTATED_KINDS = ("iou", "probiou")
 MMROTATE_VERSIONS = ("oc", "le90", "le135")
@@ -320,13 +322,15 @@ def _probiou(a: _RotatedTerms, b: _RotatedTerms, eps: float) -> torch.Tensor:
 _METRICS = {"iou": _iou, "probiou": _probiou}
 
 
-def _check_pair(boxes1: object, boxes2: object, kind: str, min_dim: int) -> None:
+def _check_pair(boxes1: object, boxes2: object, kind: str, eps: object, min_dim: int) -> None:
+    """The checks the modules make, made by every function too (eps = -1 once gave an IoU of 1.14)."""
     check_choice("kind", kind, ROTATED_KINDS)
+    check_eps(eps)
     check_rotated("boxes1", boxes1, min_dim)
     check_rotated("boxes2", boxes2, min_dim)
 
 
-def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
+def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = BOX_EPS) -> torch.Tensor:
     """Overlap of every rotated box in ``boxes1`` with every one in ``boxes2``.
 
     Args:
@@ -341,7 +345,7 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
         N = M = 1000: onnxruntime 1.4 GiB in one block, 0.53 GiB in blocks of 256 rows; eager
         PyTorch 2.2 and 0.7 GiB); exported graphs hold one copy of the block computation per block.
     """
-    _check_pair(boxes1, boxes2, kind, min_dim=2)
+    _check_pair(boxes1, boxes2, kind, eps, min_dim=2)
     broadcast_batch("boxes1", boxes1.shape[:-2], "boxes2", boxes2.shape[:-2])
     b = _terms(boxes2, "row")
     if kind == "probiou":
@@ -351,15 +355,17 @@ def rotated_pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str =
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
 
 
-def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
+def rotated_aligned_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = BOX_EPS) -> torch.Tensor:
     """Overlap of ``boxes1[..., n, :]`` with ``boxes2[..., n, :]``: ``[..., N, 5]`` twice -> ``[..., N]``."""
-    _check_pair(boxes1, boxes2, kind, min_dim=1)
+    _check_pair(boxes1, boxes2, kind, eps, min_dim=1)
     broadcast_batch("boxes1", boxes1.shape[:-1], "boxes2", boxes2.shape[:-1])
     return _METRICS[kind](_terms(boxes1, "flat"), _terms(boxes2, "flat"), eps)
 
 
-def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, eps: float = 1e-7) -> torch.Tensor:
+def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, eps: float = BOX_EPS) -> torch.Tensor:
     """ProbIoU, pairwise (``[..., N, 5] x [..., M, 5] -> [..., N, M]``) or with ``aligned=True`` row by row."""
+    if not isinstance(aligned, bool):
+        raise TypeError(f"aligned must be True or False; got {aligned!r}")
     fn = rotated_aligned_iou if aligned else rotated_pairwise_iou
     return fn(boxes1, boxes2, "probiou", eps)
 
@@ -367,7 +373,7 @@ def probiou(boxes1: torch.Tensor, boxes2: torch.Tensor, aligned: bool = False, e
 class RotatedPairwiseIoU(nn.Module):
     """Module form of :func:`rotated_pairwise_iou`: ``forward(boxes1 [..., N, 5], boxes2 [..., M, 5]) -> [..., N, M]``."""
 
-    def __init__(self, kind: str = "iou", eps: float = 1e-7) -> None:
+    def __init__(self, kind: str = "iou", eps: float = BOX_EPS) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, ROTATED_KINDS)
         self.eps = check_eps(eps)
@@ -398,14 +404,19 @@ class RotatedIoULoss(nn.Module):
         ``[..., N]`` with ``reduction="none"``.
     """
 
-    def __init__(self, kind: str = "iou", reduction: str = "mean", eps: float = 1e-7) -> None:
+    def __init__(self, kind: str = "iou", reduction: str = "mean", eps: float = BOX_EPS) -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, ROTATED_KINDS)
         self.reduction = check_reduction(reduction)
         self.eps = check_eps(eps)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        return reduce_box_loss(lambda: 1.0 - rotated_aligned_iou(pred, target, self.kind, self.eps), self.reduction, weight)
+        return reduce_box_loss(lambda: self._per_box(pred, target), self.reduction, weight)
+
+    def _per_box(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = 1.0 - rotated_aligned_iou(pred, target, self.kind, self.eps)
+        # The non-finite policy (exportloss.ops.non_finite): a zero side at -inf would otherwise give IoU 0, a finite loss.
+        return loss + (non_finite_marker(pred, -1) + non_finite_marker(target, -1)).to(loss.dtype)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, reduction={self.reduction!r}, eps={self.eps}"

@@ -40,6 +40,16 @@ def random_boxes(rng: np.random.Generator, shape: tuple[int, ...], scale: float 
     return np.concatenate([xy, xy + wh], axis=-1).astype(np.float32)
 
 
+def normalised_boxes(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Small xyxy boxes in normalised coordinates ``shape`` (last dim 4): sides in [1e-4, 1e-3), corners within
+    1e-3 of (0.5, 0.5), so that pairs overlap, touch and miss. Squared extents (1e-8 to 1e-6) sit below and near
+    eps = 1e-7 here, which is where graph and reference must put eps at the same places, and where a centre
+    rounded to an ulp of 0.5 would lose 3 digits of the centre offsets."""
+    xy = 0.5 + rng.uniform(-1e-3, 1e-3, size=(*shape[:-1], 2))
+    wh = rng.uniform(1e-4, 1e-3, size=(*shape[:-1], 2))
+    return np.concatenate([xy, xy + wh], axis=-1).astype(np.float32)
+
+
 def _box_inputs(shapes: Shapes, rng: np.random.Generator, names: tuple[str, str], scale: float = 100.0) -> Inputs:
     return {name: random_boxes(rng, shapes[name], scale) for name in names}
 
@@ -64,6 +74,7 @@ def box_edge_cases(names: tuple[str, str]):
             Case("degenerate", _with_degenerate_pairs(ordinary, names)),
             Case("identical", identical),
             Case("large-coords", _box_inputs(shapes, rng, names, scale=1e4)),
+            Case("normalised-small", {name: normalised_boxes(rng, shapes[name]) for name in names}),
         ]
 
     return edge_cases

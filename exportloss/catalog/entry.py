@@ -106,14 +106,17 @@ class GraphEntry:
     allowed_ops: frozenset[str] = field(default_factory=frozenset)
     options: OptionValues = field(default_factory=dict)
 
-    def at(self, sizes: Sizes | None = None, shapes: Shapes | None = None, options: OptionValues | None = None) -> GraphEntry:
+    def at(self, sizes: Sizes | None = None, shapes: Shapes | None = None, options: OptionValues | None = None, *,
+           size_label: str = "--size", shape_label: str = "--shape") -> GraphEntry:
         """This graph at other sizes: ``sizes`` by name (``--size``), and the sizes each of ``shapes`` names
         (``--shape``: every named dimension sets its size, every fixed one must match); with ``options``
         (``--option``) set on top of any set before.
 
         Raises ``ValueError`` (one line naming the argument) for an unknown size, input or option, a rank or
         fixed extent that differs, a negative size, two arguments that give one size different values,
-        and an option value the graph's module refuses.
+        and an option value the graph's module refuses. The messages call the arguments ``size_label NAME=N``
+        and ``shape_label INPUT=...`` (the command line's options by default; a model file's stamp when
+        :func:`exportloss.model_files.load_model` asks).
         """
         if options:
             entry = self.at(sizes, shapes)
@@ -124,13 +127,13 @@ class GraphEntry:
         given: dict[str, tuple[int, str]] = {}
         for name, value in (sizes or {}).items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"--size {name}: expected a non-negative integer; got {value!r}")
-            given[name] = (value, f"--size {name}={value}")
+                raise ValueError(f"{size_label} {name}: expected a non-negative integer; got {value!r}")
+            given[name] = (value, f"{size_label} {name}={value}")
         specs = {spec.name: spec for spec in self.inputs}
         for name, shape in (shapes or {}).items():
             if name not in specs:
                 raise ValueError(f"graph {self.name!r} has no input {name!r}; its inputs are {', '.join(specs)}")
-            spec, argument = specs[name], f"--shape {name}={_format(shape)}"
+            spec, argument = specs[name], f"{shape_label} {name}={_format(shape)}"
             default = spec.resolve(self.sizes)
             if len(shape) != len(spec.shape):
                 raise ValueError(f"{argument}: graph {self.name!r} expects rank {len(spec.shape)} (like {_format(default)})")

@@ -41,7 +41,7 @@ import math
 import torch
 from torch import nn
 
-from ..ops.checks import check_choice, check_float_tensor, check_interval, check_label_tensor, check_labels_in_range, check_number
+from ..ops.checks import check_choice, check_count, check_float_tensor, check_interval, check_label_tensor, check_labels_in_range, check_number
 from ..ops.reduction import check_reduction
 from ..ops.labels import valid_labels
 from ..ops.numerics import log1p, log_softmax_at, stable_softplus
@@ -92,8 +92,8 @@ class _AngularMarginHead(nn.Module):
 
     def __init__(self, feat_dim: int, num_classes: int, s: float, m: float, margin: str) -> None:
         super().__init__()
-        if feat_dim < 1 or num_classes < 2:
-            raise ValueError(f"feat_dim must be >= 1 and num_classes >= 2; got {feat_dim} and {num_classes}")
+        check_count("feat_dim", feat_dim, 1)
+        check_count("num_classes", num_classes, 2)
         self.margin = check_choice("margin", margin, ANGULAR_MARGINS)
         s = check_number("s", s, minimum=0.0, strict=True)
         # Past π an angular margin wraps around; an additive cosine margin has no upper end.

@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.checks import check_float_tensor, check_number, check_label_tensor, check_labels_in_range
+from ..ops.checks import check_count, check_float_tensor, check_number, check_label_tensor, check_labels_in_range
 from ..ops.labels import class_one_hot, valid_labels
+from ..ops.non_finite import non_finite_marker
 from ..ops.reduction import reduce_valid
 
 MAX_FEATURE = 3.38e38
@@ -84,9 +85,10 @@ def center_update(features: torch.Tensor, labels: torch.Tensor, centers: torch.T
     one_hot = class_one_hot(labels, centers.shape[0], dtype)
     counts = one_hot.sum(0).unsqueeze(1)
     feature_sums = _class_sums(one_hot.t(), torch.where(finite, features, 0.0))
-    # A class holding a non-finite sample: the largest one-hot entry over its rows of bad samples is 1.
+    # A class holding a non-finite sample: it counts at least one bad sample. A sum, not a max, so that an empty
+    # batch (B = 0) reduces to 0 like every other reduction here instead of raising.
     bad_sample = (~finite).any(dim=1, keepdim=True).to(dtype)
-    poisoned = (one_hot * bad_sample).amax(dim=0).unsqueeze(1) > 0.5
+    poisoned = (one_hot * bad_sample).sum(dim=0).unsqueeze(1) > 0.5
     updated = centers - alpha * (counts * centers - feature_sums) / (1.0 + counts)
     return torch.where(poisoned, centers, updated).to(out_dtype)
 
@@ -141,8 +143,8 @@ class CenterLoss(nn.Module):
 
     def __init__(self, num_classes: int, feat_dim: int, lambda_c: float = 1.0) -> None:
         super().__init__()
-        if num_classes < 1 or feat_dim < 1:
-            raise ValueError(f"num_classes and feat_dim must be >= 1; got {num_classes} and {feat_dim}")
+        check_count("num_classes", num_classes, 1)
+        check_count("feat_dim", feat_dim, 1)
         self.num_classes = int(num_classes)
         self.feat_dim = int(feat_dim)
         self.lambda_c = check_number("lambda_c", lambda_c, 0.0)
@@ -155,6 +157,7 @@ class CenterLoss(nn.Module):
         offsets = features - F.embedding(safe, self.centers)
         # Invalid samples may pick a class with count 0; the clamp keeps their (masked) term finite.
         per_sample = (offsets * offsets).sum(1) / counts.clamp_min(1.0).index_select(0, safe)
+        per_sample = per_sample + non_finite_marker(features, 1)  # the non-finite policy: NaN, not inf
         return (0.5 * self.lambda_c) * reduce_valid(per_sample, valid, "mean")
 
     @torch.no_grad()

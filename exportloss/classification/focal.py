@@ -49,6 +49,7 @@ from ..ops.checks import (
     check_same_shape,
 )
 from ..ops.labels import valid_labels
+from ..ops.non_finite import non_finite_marker
 from ..ops.numerics import binary_cross_entropy_with_logits, expm1, focal_power, log_softmax_at, sigmoid
 from ..ops.reduction import check_reduction, reduce_loss, reduce_valid
 
@@ -108,6 +109,7 @@ class FocalLoss(nn.Module):
         log_p = log_softmax_at(logits, safe)
         focal = focal_power(-expm1(log_p), self.gamma)
         loss = -F.embedding(safe, self.alpha.to(log_p.dtype).unsqueeze(1)).squeeze(-1) * focal * log_p
+        loss = loss + non_finite_marker(logits, -1)  # the non-finite policy: a -inf logit would give a finite loss
         return reduce_valid(loss, valid, self.reduction)
 
     def extra_repr(self) -> str:
@@ -146,6 +148,7 @@ class SigmoidFocalLoss(nn.Module):
         loss = focal_power(miss, self.gamma) * ce
         if self.alpha >= 0:
             loss = loss * ((1.0 - self.alpha) + (2.0 * self.alpha - 1.0) * targets)
+        loss = loss + non_finite_marker(logits)  # the non-finite policy: ±inf logits give NaN, never 0 or inf
         return reduce_loss(loss, self.reduction)
 
     def extra_repr(self) -> str:

@@ -4,8 +4,9 @@
 
 Exit status: 0 success; 1 a check or verification failed; 2 bad usage or unusable input (an unknown
 graph, a malformed option, a missing, empty or foreign model file, a corrupt manifest, an output
-directory that cannot be written); 3 an internal error (a bug). Every error is one line on stderr that
-names the argument or file; ``--debug`` adds the traceback.
+directory that cannot be written); 3 an internal error (a bug); 130 interrupted (Ctrl-C: one line, no
+traceback; an interrupted export leaves the models and the manifest as they were). Every error is one line
+on stderr that names the argument or file; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from .._extras import missing_export_extra
 from ..model_files import ModelFileError
 from . import attach, bench, build_engine, check, check_ort_cuda, check_trt, evaluate, export, list_graphs, verify
-from .common import EXIT_INTERNAL, EXIT_USAGE, OneLineParser, UsageError
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UsageError
 
 COMMANDS = (list_graphs, export, verify, attach, evaluate, check, check_trt, check_ort_cuda, build_engine, bench)
 """The command modules, in the order ``--help`` lists them."""
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(stop.code or 0)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        status, message, trace = EXIT_INTERRUPTED, "interrupted", traceback.format_exc()
     except (UsageError, ModelFileError, OSError) as err:
         status = getattr(err, "exit_code", EXIT_USAGE)
         message = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)

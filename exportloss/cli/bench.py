@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--quiet-share must lie in (0, 1]; got {args.quiet_share}")
     if args.rounds < 1:
         raise UsageError(f"--rounds must be a positive integer; got {args.rounds}")
+    if not 0 < args.time_limit < float("inf"):
+        raise UsageError(f"--time-limit must be a positive number of seconds; got {args.time_limit}")
     if args.device == "cuda":
         from ..bench import cuda
 
@@ -50,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if args.from_json:
         try:
             rows, meta = report.from_json(Path(args.from_json).read_text())
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise UsageError(f"--from-json {args.from_json}: {err}") from None
+        except OSError as err:
+            raise UsageError(f"--from-json {args.from_json}: cannot be read ({err.strerror or err})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # foreign JSON, or rows that are not BenchRows
+            detail = str(err) if isinstance(err, ValueError) else f"not a report of `exportloss bench --json` ({type(err).__name__}: {err})"
+            raise UsageError(f"--from-json {args.from_json}: {detail}") from None
     else:
         try:
             bench.select_cases(args.names, args.sizes)
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(err)) from None
         rows, meta = _run_bench(args, bench, report)
     block = report.markdown(rows, meta)
-    if args.json and not args.from_json:
+    if args.json:  # with --from-json too: the report read, written again (nothing given is silently ignored)
         Path(args.json).write_text(report.to_json(rows, meta))
     if args.markdown:
         Path(args.markdown).write_text(block)

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 
 from .. import catalog
 from ..catalog import GraphEntry, UnknownGraphError
 
+T = TypeVar("T")
+
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-EXIT_USAGE, EXIT_INTERNAL = 2, 3
-"""Exit statuses besides 0 (success) and 1 (a check or verification failed), which commands return themselves."""
+EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 3, 130
+"""Exit statuses besides 0 (success) and 1 (a check or verification failed), which commands return themselves;
+130 = 128 + SIGINT, the shells' status for a command stopped by Ctrl-C."""
 
 
 class UsageError(Exception):
@@ -68,11 +74,30 @@ def selected_entries(args: argparse.Namespace) -> list[GraphEntry]:
 
 
 def parse_size(text: str) -> tuple[str, int]:
-    """``"classes=10000"`` -> ``("classes", 10000)``."""
+    """``"classes=10000"`` -> ``("classes", 10000)``; ASCII digits only (``str.isdigit`` also takes ``²``)."""
     name, sep, value = text.partition("=")
-    if not sep or not name or not value.isdigit():
+    if not sep or not name or not re.fullmatch(r"[0-9]+", value):
         raise UsageError(f"--size expects NAME=N with a non-negative integer, like classes=10000; got {text!r}")
     return name, int(value)
+
+
+def unique_arguments(option: str, pairs: Iterable[tuple[str, T]], show: Callable[[T], str] = str) -> dict[str, T]:
+    """``dict(pairs)``, refusing one name given two different values (``--size classes=10 --size classes=20``):
+    a contradiction on the command line is an error, never "the last one wins"."""
+    values: dict[str, T] = {}
+    for name, value in pairs:
+        if name in values and values[name] != value:
+            raise UsageError(f"{option} {name} given twice with different values ({option} {name}={show(values[name])} "
+                             f"and {option} {name}={show(value)}); give it once")
+        values[name] = value
+    return values
+
+
+def output_directory(text: str) -> Path:
+    """``-o DIR``: a non-empty path (an empty one would silently mean the current directory)."""
+    if not text.strip():
+        raise UsageError(f"-o: expected a directory; got {text!r} (the default is models)")
+    return Path(text)
 
 
 

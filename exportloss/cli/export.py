@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..model_files import ModelFileError
-from .common import UsageError, console, parse_shape, parse_size, selected_entries
+from .common import (
+    UsageError, console, output_directory, parse_shape, parse_size, positive_int, selected_entries, unique_arguments,
+)
 
 
 def add_parser(sub) -> None:
@@ -24,36 +27,40 @@ def add_parser(sub) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the graph's module, e.g. iou_thr=0.6 or reduction=none; repeatable "
                         "(`exportloss list NAME` shows each graph's options; one graph only)")
-    p.add_argument("--tile-rows", type=int, metavar="R",
+    p.add_argument("--tile-rows", type=positive_int, metavar="R",
                    help="pairwise graphs: boxes1 rows per row tile (default: sized to a 2 MiB per-core cache; >= N: untiled)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..catalog.boxes import with_tile_rows
-    from ..export import export_graph
+    from ..export import check_export_arguments, export_graph
 
     entries = selected_entries(args)
-    shapes = dict(parse_shape(s) for s in args.shape)
-    sizes = dict(parse_size(s) for s in args.size)
+    output = output_directory(args.output)
+    shapes = unique_arguments("--shape", map(parse_shape, args.shape), show=lambda dims: "x".join(map(str, dims)))
+    sizes = unique_arguments("--size", map(parse_size, args.size))
     options = option_texts(args.option)
     if (shapes or sizes or options) and len(entries) > 1:
         raise UsageError("--shape, --size and --option apply to one graph at a time")
-    for entry in entries:
-        try:
-            if args.tile_rows is not None:
-                entry = with_tile_rows(entry, args.tile_rows)
-            if options:  # at the graph's new sizes: an option may depend on them (one alpha per class)
-                entry = entry.at(sizes, shapes)
-                entry = entry.at(options=entry.parse_options(options))
-            result = export_graph(entry, args.output, args.exporter, args.opset, shapes, sizes)
-        except ModelFileError:
-            raise
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-        except OSError as err:
-            raise UsageError(f"-o {args.output}: cannot write there ({err.strerror or err})") from None
-        console.print(f"exported {entry.name:<24} -> {result.path}  (opset {result.opset}, {args.exporter})")
+    try:
+        # Every argument is checked before the first graph is written: a bad one fails the run, not its eighth graph.
+        if args.tile_rows is not None:
+            entries = [with_tile_rows(entry, args.tile_rows) for entry in entries]
+        if options:  # at the graph's new sizes: an option may depend on them (one alpha per class)
+            entries = [entry.at(sizes, shapes) for entry in entries]
+            entries = [entry.at(options=entry.parse_options(options)) for entry in entries]
+        check_export_arguments(entries, output, args.exporter, args.opset, shapes, sizes)
+        for entry in entries:
+            result = export_graph(entry, output, args.exporter, args.opset, shapes, sizes)
+            console.print(f"exported {entry.name:<24} -> {result.path}  (opset {result.opset}, {args.exporter})")
+    except ModelFileError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        named = f": {err.filename}" if err.filename and Path(err.filename) != output else ""
+        raise UsageError(f"-o {args.output}: cannot write there ({err.strerror or err}{named})") from None
     return 0
 
 

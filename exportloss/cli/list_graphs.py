@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import catalog
 from ..catalog import GraphEntry
-from .common import console, selected_entries
+from .common import UsageError, console, selected_entries
 
 
 def add_parser(sub) -> None:
@@ -22,19 +22,30 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..catalog.tables import family_table, with_tables
+    from ..catalog.tables import BLOCK, family_table, with_tables
 
     if args.markdown:
         print(family_table("all"), end="")
         return 0
     if args.readme:
         path = Path(args.readme)
-        text = path.read_text()
-        new = with_tables(text)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"--readme {path}: not a UTF-8 text file") from None
+        except OSError as err:
+            raise UsageError(f"--readme {path}: cannot be read ({err.strerror or err})") from None
+        if not BLOCK.search(text):
+            raise UsageError(f"--readme {path}: no catalog-table markers (<!-- catalog-table: FAMILY --> ... "
+                             "<!-- /catalog-table -->), so nothing to regenerate")
+        try:
+            new = with_tables(text)
+        except ValueError as err:
+            raise UsageError(f"--readme {path}: {err}") from None
         if new == text:
             console.print(f"{path}: catalog tables up to date")
         else:
-            path.write_text(new)
+            path.write_text(new, encoding="utf-8")
             console.print(f"{path}: catalog tables regenerated")
         return 0
     if args.names:

@@ -54,8 +54,14 @@ def verify_backends(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._files import check_writable
     from ..verify import verify, verify_all, write_json_report
 
+    if args.json:
+        try:
+            check_writable(args.json)  # now, not after the whole run
+        except OSError as err:
+            raise UsageError(f"--json {args.json}: cannot write there ({err.strerror})") from None
     backends, unavailable, against = verify_backends(args)
     compared = f"vs {against.name} and vs eager reference" if against else "vs eager reference"
     table = Table(title=f"exportloss verify: {', '.join(b.name for b in backends)} {compared} "
@@ -77,15 +83,27 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path} does not exist")
+    entries = []
+    if names or args.all or not paths:
+        args.names = names
+        entries = selected_entries(args)
+        models = Path(args.models)
+        if not models.is_dir():
+            raise UsageError(f"--models {args.models}: {'not a directory' if models.exists() else 'no such directory'}")
+        missing = [entry.name for entry in entries if not (models / f"{entry.name}.onnx").exists()]
+        if missing:
+            shown = ", ".join(f"{name}.onnx" for name in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise UsageError(f"--models {args.models}: no {shown}; run `exportloss export {' '.join(missing[:3])}`"
+                             + (" (or --all)" if len(missing) > 3 else ""))
+    for path in paths:
         for backend in backends:
             try:
                 for row in verify(path, backend, seed=args.seed, against=against):
                     add(row)
             except UnknownGraphError as err:
                 raise UsageError(f"{path}: {err}") from None
-    if names or args.all or not paths:
-        args.names = names
-        verify_all(selected_entries(args), args.models, backends, seed=args.seed, against=against, on_row=add)
+    if entries:
+        verify_all(entries, args.models, backends, seed=args.seed, against=against, on_row=add)
     console.print(table)
     if unavailable:
         console.print("not run (unavailable here): " + "; ".join(f"{name}: {reason}" for name, reason in unavailable.items()),

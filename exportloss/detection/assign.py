@@ -5,7 +5,8 @@ The semantics are those of mmdet's ``MaxIoUAssigner`` (``gt_max_assign_all=True`
 1. Each anchor takes its best *valid* ground truth by overlap (the lowest index on ties);
    ``max_overlap`` is that overlap.
 2. ``max_overlap < neg_thr`` → background (``-1``); ``max_overlap >= pos_thr`` → that ground truth's
-   index; otherwise ignored (``-2``). (If ``neg_thr > pos_thr``, matching wins.)
+   index; otherwise ignored (``-2``). ``neg_thr > pos_thr`` is refused (mmdet lets matching win); an unset
+   ``neg_thr`` is 0.4, or ``pos_thr`` when that is lower.
 3. With ``allow_low_quality``, each valid ground truth whose best overlap over all anchors is
    ``> min_pos_thr`` is given to *every* anchor that attains that best overlap, overriding step 2;
    when several ground truths claim one anchor, the highest index wins (mmdet loops over ground truths
@@ -39,6 +40,7 @@ from torch import nn
 from ..boxes.iou import pairwise_iou
 from ..ops.checks import broadcast_batch, check_boxes
 from ..ops.numerics import is_finite
+from ..ops.options import DEFAULT
 from ..ops.ties import first_argmax
 from .options import AssignOptions
 
@@ -59,12 +61,12 @@ def max_iou_assign(
     anchors: torch.Tensor,
     gt_boxes: torch.Tensor,
     gt_valid: torch.Tensor,
-    pos_thr: float = 0.5,
-    neg_thr: float = 0.4,
-    min_pos_thr: float = 0.0,
-    allow_low_quality: bool = True,
-    kind: str = "iou",
-    eps: float = 1e-7,
+    pos_thr: float = DEFAULT,
+    neg_thr: float = DEFAULT,
+    min_pos_thr: float = DEFAULT,
+    allow_low_quality: bool = DEFAULT,
+    kind: str = DEFAULT,
+    eps: float = DEFAULT,
     *,
     options: AssignOptions | None = None,
 ) -> Assignment:
@@ -74,10 +76,11 @@ def max_iou_assign(
         anchors: ``[B, N, 4]`` xyxy anchors or predicted boxes (``[1, N, 4]`` broadcasts over the batch).
         gt_boxes: ``[B, M, 4]`` xyxy ground truths, padded to M.
         gt_valid: ``[B, M]`` bool, False for padding.
-        pos_thr, neg_thr, min_pos_thr: thresholds of steps 2 and 3, each in (-1, 1].
-        allow_low_quality: run step 3.
-        kind: ``"iou"`` or ``"diou"``.
-        eps: stabiliser of the overlap, see :mod:`exportloss.boxes.iou`; finite and > 0.
+        pos_thr, neg_thr, min_pos_thr: thresholds of steps 2 and 3, each in (-1, 1], ``neg_thr <= pos_thr``
+            (defaults 0.5, 0.4 or ``pos_thr`` when that is lower, 0.0).
+        allow_low_quality: run step 3 (default True).
+        kind: ``"iou"`` (default) or ``"diou"``.
+        eps: stabiliser of the overlap, see :mod:`exportloss.boxes.iou`; finite and > 0 (default 1e-7).
         options: a prepared :class:`~exportloss.detection.options.AssignOptions` instead of the keywords above.
 
     Returns:

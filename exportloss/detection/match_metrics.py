@@ -35,6 +35,7 @@ from torch import nn
 from ..boxes.iou import aligned_iou, pairwise_iou
 from ..ops.checks import check_boxes
 from ..ops.numerics import is_finite
+from ..ops.options import DEFAULT
 from ..ops.ties import first_argmax
 from .options import MatchOptions
 
@@ -54,10 +55,10 @@ def match_metrics(
     pred_valid: torch.Tensor,
     gt_boxes: torch.Tensor,
     gt_valid: torch.Tensor,
-    thresholds: Sequence[float] = (0.5, 0.75),
-    match_thr: float = 0.5,
-    loss_kind: str = "ciou",
-    eps: float = 1e-7,
+    thresholds: Sequence[float] = DEFAULT,
+    match_thr: float = DEFAULT,
+    loss_kind: str = DEFAULT,
+    eps: float = DEFAULT,
     *,
     options: MatchOptions | None = None,
 ) -> Metrics:
@@ -68,10 +69,10 @@ def match_metrics(
         pred_valid: ``[B, K]`` bool, False for padding.
         gt_boxes: ``[B, M, 4]`` xyxy ground truths, padded to M.
         gt_valid: ``[B, M]`` bool, False for padding.
-        thresholds: IoU thresholds of the recall output, each in (0, 1].
-        match_thr: the best IoU at which a ground truth counts as matched for ``matched_loss``, in (0, 1].
-        loss_kind: ``"iou"``, ``"giou"``, ``"diou"`` or ``"ciou"``.
-        eps: stabiliser, see :mod:`exportloss.boxes.iou`; finite and > 0.
+        thresholds: IoU thresholds of the recall output, each in (0, 1] (default ``(0.5, 0.75)``).
+        match_thr: the best IoU at which a ground truth counts as matched for ``matched_loss``, in (0, 1] (default 0.5).
+        loss_kind: one of :data:`exportloss.IOU_KINDS` (default ``"ciou"``).
+        eps: stabiliser, see :mod:`exportloss.boxes.iou`; finite and > 0 (default 1e-7).
         options: a prepared :class:`~exportloss.detection.options.MatchOptions` instead of the keywords above.
 
     Returns:

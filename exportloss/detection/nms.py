@@ -75,6 +75,7 @@ from ..boxes.iou import pairwise_iou, pairwise_iou_and_distance
 from ..ops.checks import check_float_tensor
 from ..ops.ties import first_argmax
 from .options import NMSOptions, _SuppressionOptions
+from ..ops.options import DEFAULT
 
 MAX_PAIRS = 1 << 24
 """``N·C`` limit: the dynamo exporter divides flat pair indices in float32, and the tie rule's sort keys
@@ -124,16 +125,16 @@ class EfficientNMSDetections(NamedTuple):
 def cluster_nms(
     boxes: torch.Tensor,
     scores: torch.Tensor,
-    iou_thr: float = 0.5,
-    kind: str = "iou",
-    diou_beta: float = 1.0,
-    score_thr: float = 0.05,
-    max_det: int = 100,
-    iterations: int | str = "auto",
-    candidates: int | None = None,
-    classes: str = "all",
-    outputs: str = "default",
-    eps: float = 1e-7,
+    iou_thr: float = DEFAULT,
+    kind: str = DEFAULT,
+    diou_beta: float = DEFAULT,
+    score_thr: float = DEFAULT,
+    max_det: int = DEFAULT,
+    iterations: int | str = DEFAULT,
+    candidates: int | None = DEFAULT,
+    classes: str = DEFAULT,
+    outputs: str = DEFAULT,
+    eps: float = DEFAULT,
     *,
     options: NMSOptions | None = None,
 ) -> Detections | EfficientNMSDetections:

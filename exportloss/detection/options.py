@@ -29,6 +29,8 @@ no class test (class-agnostic NMS)."""
 NMS_OUTPUTS = ("default", "efficientnms")
 """Output conventions: exportloss's (``num_dets [B]`` int64, ...) and TensorRT EfficientNMS's (``num_detections [B, 1]``
 int32, ...)."""
+DEFAULT_NEG_THR = 0.4
+"""mmdet's usual ``neg_iou_thr``: :class:`AssignOptions`' ``neg_thr`` when none is given (capped at ``pos_thr``)."""
 ASSIGN_KINDS = ("iou", "diou")
 TOPK_LIMIT = 3840
 """TensorRT's TopK needs a constant ``K < 3840``: larger ``candidates`` or ``max_det`` give graphs that onnxruntime
@@ -129,8 +131,9 @@ class AssignOptions(Options):
 
     pos_thr: float = 0.5
     """Matched at ``max_overlap >= pos_thr``; in (-1, 1]."""
-    neg_thr: float = 0.4
-    """Background below ``neg_thr``, ignored in between; in (-1, 1]."""
+    neg_thr: float | None = None
+    """Background below ``neg_thr``, ignored in between; in (-1, 1] and ``<= pos_thr`` (a crossing pair is a
+    contradiction: an error). ``None`` stores 0.4, or ``pos_thr`` when that is lower (no ignored band)."""
     min_pos_thr: float = 0.0
     """A ground truth claims its best anchors when its best overlap is ``> min_pos_thr``; in (-1, 1]."""
     allow_low_quality: bool = True
@@ -143,8 +146,12 @@ class AssignOptions(Options):
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, ASSIGN_KINDS)
         # Overlaps (IoU, DIoU) lie in [-1, 1]; thresholds outside (-1, 1] would make every test trivial.
-        self._normalise(**{name: check_interval(name, getattr(self, name), -1.0, 1.0, low_open=True)
-                           for name in ("pos_thr", "neg_thr", "min_pos_thr")})
+        pos_thr = check_interval("pos_thr", self.pos_thr, -1.0, 1.0, low_open=True)
+        neg_thr = min(DEFAULT_NEG_THR, pos_thr) if self.neg_thr is None else check_interval("neg_thr", self.neg_thr, -1.0, 1.0, low_open=True)
+        if neg_thr > pos_thr:  # background below neg_thr and matched from pos_thr up would overlap
+            raise ValueError(f"neg_thr must be <= pos_thr; got neg_thr={neg_thr!r} and pos_thr={pos_thr!r}")
+        self._normalise(pos_thr=pos_thr, neg_thr=neg_thr,
+                        min_pos_thr=check_interval("min_pos_thr", self.min_pos_thr, -1.0, 1.0, low_open=True))
         self._normalise(eps=check_eps(self.eps), allow_low_quality=bool(self.allow_low_quality))
 
 
@@ -163,6 +170,8 @@ class MatchOptions(Options):
 
     def __post_init__(self) -> None:
         check_choice("loss_kind", self.loss_kind, IOU_KINDS)
+        if isinstance(self.thresholds, (str, bytes)) or not isinstance(self.thresholds, Sequence):
+            raise TypeError(f"thresholds must be a sequence of IoUs in (0, 1], e.g. (0.5,); got {self.thresholds!r}")
         thresholds = tuple(self.thresholds)
         if not thresholds:
             raise ValueError("thresholds must be a non-empty sequence of IoUs in (0, 1]; got ()")

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..boxes.rotated import rotated_pairwise_iou
 from .nms import Detections, EfficientNMSDetections, _cluster_nms
+from ..ops.options import DEFAULT
 from .options import RotatedNMSOptions
 
 
@@ -26,15 +27,15 @@ def _rotated_overlap(boxes: torch.Tensor, options: RotatedNMSOptions) -> torch.T
 def rotated_cluster_nms(
     boxes: torch.Tensor,
     scores: torch.Tensor,
-    iou_thr: float = 0.5,
-    criterion: str = "iou",
-    score_thr: float = 0.05,
-    max_det: int = 100,
-    iterations: int | str = "auto",
-    candidates: int | None = None,
-    classes: str = "all",
-    outputs: str = "default",
-    eps: float = 1e-7,
+    iou_thr: float = DEFAULT,
+    criterion: str = DEFAULT,
+    score_thr: float = DEFAULT,
+    max_det: int = DEFAULT,
+    iterations: int | str = DEFAULT,
+    candidates: int | None = DEFAULT,
+    classes: str = DEFAULT,
+    outputs: str = DEFAULT,
+    eps: float = DEFAULT,
     *,
     options: RotatedNMSOptions | None = None,
 ) -> Detections | EfficientNMSDetections:

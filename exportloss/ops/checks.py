@@ -123,3 +123,12 @@ def check_interval(name: str, value: object, low: float = -math.inf, high: float
 def check_eps(eps: object) -> float:
     """A stabiliser ``eps``: a finite number > 0 (0 would let an empty box divide 0 by 0)."""
     return check_number("eps", eps, 0.0, strict=True)
+
+
+def check_count(name: str, value: object, minimum: int) -> int:
+    """An int ``>= minimum`` (a class count, a feature dimension); the error names this argument alone."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value

@@ -5,35 +5,104 @@ Each family writes its options once, as a subclass of :class:`Options` (``NMSOpt
 store one as ``module.options``, and the float64 references read the same object by field name.
 ``__post_init__`` raises the one-line error naming the field and stores normalised values (floats as
 ``float``, defaults resolved), so two objects that behave alike compare equal.
+
+Types come first, for every subclass at once, from the field annotations (:meth:`Options._check_field_types`):
+a ``bool`` field takes only ``True`` or ``False`` (``"false"`` is not False), an ``int`` field only an int
+that is not a bool (``max_det=True`` is not 1), a ``float`` field only a real number that is not a bool, a
+``str`` field only a string; each refusal is a one-line ``TypeError`` naming the field.
+
+The keyword functions default every option keyword to :data:`DEFAULT` ("not given"), so
+:meth:`Options.resolve` knows which keywords the caller wrote: an explicit keyword together with
+``options=`` is an error even when it equals the field's default.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
+import typing
 from typing import Any, TypeVar
 
 OptionsT = TypeVar("OptionsT", bound="Options")
+
+
+class _Default:
+    """The type of :data:`DEFAULT`."""
+
+    _instance: _Default | None = None
+
+    def __new__(cls) -> _Default:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+"""The signature default of a keyword function's option keywords: "not given, use the option's default"
+(the value is the options dataclass's field default, documented there and in the function's docstring)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     """Base of the option dataclasses; subclasses declare their fields ``kw_only`` and check them in ``__post_init__``."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Run the annotation type checks before each subclass's own ``__post_init__``."""
+        super().__init_subclass__(**kwargs)
+        own_post_init = cls.__dict__.get("__post_init__")
+        if own_post_init is None:
+            return
+
+        @functools.wraps(own_post_init)
+        def post_init(self: Options) -> None:
+            if type(self).__post_init__ is post_init:  # the most derived check runs the type checks, once
+                self._check_field_types()
+            own_post_init(self)
+
+        cls.__post_init__ = post_init
+
+    def _check_field_types(self) -> None:
+        """The one-line ``TypeError`` of the first field whose value does not have its annotated type."""
+        for field in dataclasses.fields(self):
+            kinds = _annotated_kinds(type(self), field.name)
+            value = getattr(self, field.name)
+            if value is None and type(None) in kinds:
+                continue
+            if bool in kinds:
+                if not isinstance(value, bool):
+                    raise TypeError(f"{field.name} must be True or False; got {value!r}")
+            elif int in kinds and float not in kinds:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TypeError(f"{field.name} must be an int{' or None' if type(None) in kinds else ''}; got {value!r}")
+            elif float in kinds and len(kinds - {type(None)}) == 1:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"{field.name} must be a number; got {value!r}")
+            elif str in kinds and not isinstance(value, str):
+                raise TypeError(f"{field.name} must be a string; got {value!r}")
+
     @classmethod
     def resolve(cls: type[OptionsT], options: OptionsT | None, **keywords: Any) -> OptionsT:
-        """``options`` when given (then every keyword must be at its field's default), else ``cls(**keywords)``.
+        """``options`` when given (then no keyword may be given), else ``cls(**keywords)``.
 
-        Functions pass all their keyword options, modules only the ones given; either way a caller gives a
-        prepared object or keywords, never both, so no value is silently dropped.
+        A keyword whose value is :data:`DEFAULT` counts as not given. Functions pass all their keyword
+        options (defaulting to :data:`DEFAULT`), modules only the ones given; either way a caller gives a
+        prepared object or keywords, never both, so no value is silently dropped: ``iou_thr=0.5`` with
+        ``options=NMSOptions(iou_thr=0.3)`` is an error although 0.5 is the default.
         """
+        given = {name: value for name, value in keywords.items() if value is not DEFAULT}
         if options is None:
-            return cls(**keywords)
+            return cls(**given)
         if not isinstance(options, cls):
             raise TypeError(f"options must be a {cls.__name__} or None; got {type(options).__name__}")
-        defaults = {field.name: field.default for field in dataclasses.fields(cls)}
-        changed = [name for name, value in keywords.items() if name not in defaults or value != defaults[name]]
-        if changed:
-            raise ValueError(f"give options or the keyword options ({', '.join(changed)}), not both")
+        if given:
+            raise ValueError(f"give options or the keyword options ({', '.join(given)}), not both")
         return options
 
     def _normalise(self, **values: Any) -> None:
@@ -44,3 +113,14 @@ class Options:
     def fields_repr(self) -> str:
         """``name=value, ...`` of every field: the modules' ``extra_repr``."""
         return ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in dataclasses.fields(self))
+
+
+@functools.cache
+def _annotated_kinds(cls: type, name: str) -> frozenset[type]:
+    """The plain types a field's annotation admits (``int | None`` -> {int, NoneType}); empty for generics."""
+    hint = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))[name]
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    return frozenset(member for member in members if member in (bool, int, float, str, type(None)))
+
+
+_UnionType = type(int | None)

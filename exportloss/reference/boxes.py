@@ -1,8 +1,12 @@
 """Float64 references for the IoU family, box by box.
 
 Each metric is written the way the papers state it, for one pair of boxes at a time, and then
-mapped over pairs. Conventions match :mod:`exportloss.boxes.iou` (eps placement, inverted boxes treated as
-zero-width) so that verification compares like with like.
+mapped over pairs. Conventions match :mod:`exportloss.boxes.iou` (inverted boxes treated as zero-width) so
+that verification compares like with like. eps enters every formula exactly where the module docstring of
+:mod:`exportloss.boxes.iou` states it (and the README's IoU table); its default is the shared convention
+constant :data:`~exportloss.boxes.iou.BOX_EPS`. On pixel-scale boxes eps changes nothing visible, but on
+normalised coordinates (boxes 1e-4 wide, squared extents 1e-8) it moves SIoU and DIoU by whole percent, so a
+reference without it would disagree with the graph exactly where users with normalised boxes look.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import math
 
 import numpy as np
 import torch
+
+from ..boxes.iou import BOX_EPS  # the default stabiliser; where it enters is the documented convention
 
 
 def to_xyxy(box: list[float], fmt: str) -> tuple[float, float, float, float]:
@@ -26,7 +32,7 @@ def to_xyxy(box: list[float], fmt: str) -> tuple[float, float, float, float]:
     return x1, y1, max(x1, x2), max(y1, y2)
 
 
-def box_pair_metric(box_a: list[float], box_b: list[float], kind: str, fmt: str = "xyxy", eps: float = 1e-7,
+def box_pair_metric(box_a: list[float], box_b: list[float], kind: str, fmt: str = "xyxy", eps: float = BOX_EPS,
                     alpha: float = 3.0) -> float:
     """IoU / GIoU / DIoU / CIoU / EIoU / SIoU / α-IoU of two boxes, in float64 Python arithmetic."""
     ax1, ay1, ax2, ay2 = to_xyxy(box_a, fmt)
@@ -45,13 +51,14 @@ def box_pair_metric(box_a: list[float], box_b: list[float], kind: str, fmt: str 
     ch = max(ay2, by2) - min(ay1, by1)
     if kind == "siou":
         dx, dy = (bx1 + bx2 - ax1 - ax2) / 2, (by1 + by2 - ay1 - ay2) / 2
-        sigma = math.hypot(dx, dy)
-        # The paper's angle cost: α is the smaller angle between the centre line and an axis.
-        sin_alpha = min(abs(dx), abs(dy)) / sigma if sigma > 0 else 0.0
-        angle_cost = math.sin(2 * math.asin(sin_alpha))
+        sigma2 = dx * dx + dy * dy
+        # The paper's angle cost sin 2α, α the smaller angle between the centre line and an axis, written
+        # 2·sin α·cos α = 2|dx·dy|/σ² with eps entering σ² + eps (the convention, as in the graph module).
+        sin_alpha = min(abs(dx), abs(dy)) / math.sqrt(sigma2) if sigma2 > 0 else 0.0
+        angle_cost = 2 * sin_alpha * math.sqrt(1 - sin_alpha**2) * sigma2 / (sigma2 + eps)
         gamma = angle_cost - 2
-        distance = 2.0 - math.exp(gamma * (dx / cw) ** 2 if cw > 0 else 0.0) - math.exp(gamma * (dy / ch) ** 2 if ch > 0 else 0.0)
-        shape = sum((1 - math.exp(-abs(p - q) / max(p, q))) ** 4 if max(p, q) > 0 else 0.0 for p, q in ((aw, bw), (ah, bh)))
+        distance = 2.0 - math.exp(gamma * dx**2 / (cw**2 + eps)) - math.exp(gamma * dy**2 / (ch**2 + eps))
+        shape = sum((1 - math.exp(-abs(p - q) / (max(p, q) + eps))) ** 4 for p, q in ((aw, bw), (ah, bh)))
         return iou - (distance + shape) / 2
     if kind == "giou":
         return iou - (cw * ch - union) / (cw * ch + eps)
@@ -89,7 +96,7 @@ def extended_iou(a: tuple[float, ...], b: tuple[float, ...], eps: float) -> floa
     return signed / (area_a + area_b - signed + eps)
 
 
-def pairwise_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str, fmt: str = "xyxy", eps: float = 1e-7) -> torch.Tensor:
+def pairwise_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str, fmt: str = "xyxy", eps: float = BOX_EPS) -> torch.Tensor:
     """``[..., N, 4] x [..., M, 4] -> [..., N, M]`` in float64, one box pair at a time."""
     lead = torch.broadcast_shapes(boxes1.shape[:-2], boxes2.shape[:-2])
     b1 = boxes1.double().expand(*lead, *boxes1.shape[-2:]).reshape(-1, boxes1.shape[-2], 4).tolist()
@@ -98,7 +105,7 @@ def pairwise_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str, fm
     return torch.tensor(out, dtype=torch.float64).reshape(*lead, boxes1.shape[-2], boxes2.shape[-2])
 
 
-def aligned_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str, fmt: str = "xyxy", eps: float = 1e-7) -> torch.Tensor:
+def aligned_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str, fmt: str = "xyxy", eps: float = BOX_EPS) -> torch.Tensor:
     """``[..., N, 4] x [..., N, 4] -> [..., N]`` in float64, one box pair at a time."""
     lead = torch.broadcast_shapes(boxes1.shape[:-1], boxes2.shape[:-1])
     b1 = boxes1.double().expand(*lead, 4).reshape(-1, 4).tolist()
@@ -108,7 +115,7 @@ def aligned_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str, fmt
 
 
 def iou_loss_reference(pred: torch.Tensor, target: torch.Tensor, kind: str, reduction: str = "mean",
-                       fmt: str = "xyxy", eps: float = 1e-7, weight: torch.Tensor | None = None) -> torch.Tensor:
+                       fmt: str = "xyxy", eps: float = BOX_EPS, weight: torch.Tensor | None = None) -> torch.Tensor:
     loss = 1 - aligned_reference(pred, target, kind, fmt, eps)
     if kind == "eiou":  # mmdet's smooth knee at 0.1
         loss = torch.where(loss < 0.1, 0.5 * loss**2 / 0.1, loss - 0.05)
@@ -162,7 +169,7 @@ def polygon_area(points: list[tuple[float, float]]) -> float:
     return abs(sum(p[0] * q[1] - q[0] * p[1] for p, q in zip(points, points[1:] + points[:1]))) / 2
 
 
-def rotated_pair_iou(box_a: list[float], box_b: list[float], kind: str = "iou", eps: float = 1e-7) -> float:
+def rotated_pair_iou(box_a: list[float], box_b: list[float], kind: str = "iou", eps: float = BOX_EPS) -> float:
     """Exact IoU (``kind="iou"``) or ProbIoU of two rotated boxes, in float64."""
     if kind == "probiou":
         return probiou_pair(box_a, box_b, eps)
@@ -180,7 +187,7 @@ def rotated_pair_iou(box_a: list[float], box_b: list[float], kind: str = "iou", 
     return inter / (area_a + area_b - inter + eps)
 
 
-def probiou_pair(box_a: list[float], box_b: list[float], eps: float = 1e-7) -> float:
+def probiou_pair(box_a: list[float], box_b: list[float], eps: float = BOX_EPS) -> float:
     """ProbIoU from the Bhattacharyya distance of the boxes' Gaussians, in 2x2 matrix form."""
 
     def gaussian(box):
@@ -201,7 +208,7 @@ def probiou_pair(box_a: list[float], box_b: list[float], eps: float = 1e-7) -> f
     return 1.0 - math.sqrt(1.0 - math.exp(-distance) + eps)
 
 
-def rotated_pairwise_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
+def rotated_pairwise_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = BOX_EPS) -> torch.Tensor:
     """``[..., N, 5] x [..., M, 5] -> [..., N, M]`` in float64, one pair at a time."""
     lead = torch.broadcast_shapes(boxes1.shape[:-2], boxes2.shape[:-2])
     b1 = boxes1.double().expand(*lead, *boxes1.shape[-2:]).reshape(-1, boxes1.shape[-2], 5).tolist()
@@ -210,7 +217,7 @@ def rotated_pairwise_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind:
     return torch.tensor(out, dtype=torch.float64).reshape(*lead, boxes1.shape[-2], boxes2.shape[-2])
 
 
-def rotated_aligned_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
+def rotated_aligned_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: str = "iou", eps: float = BOX_EPS) -> torch.Tensor:
     """``[..., N, 5] x [..., N, 5] -> [..., N]`` in float64, one pair at a time."""
     lead = torch.broadcast_shapes(boxes1.shape[:-1], boxes2.shape[:-1])
     b1 = boxes1.double().expand(*lead, 5).reshape(-1, 5).tolist()
@@ -219,7 +226,7 @@ def rotated_aligned_reference(boxes1: torch.Tensor, boxes2: torch.Tensor, kind: 
 
 
 def rotated_iou_loss_reference(pred: torch.Tensor, target: torch.Tensor, kind: str = "iou", reduction: str = "mean",
-                               eps: float = 1e-7) -> torch.Tensor:
+                               eps: float = BOX_EPS) -> torch.Tensor:
     loss = 1 - rotated_aligned_reference(pred, target, kind, eps)
     if reduction == "none":
         return loss

@@ -49,7 +49,9 @@ import torch
 from torch import nn
 
 from ..ops.checks import check_float_tensor, check_label_tensor, check_labels_in_range
+from ..ops.non_finite import non_finite_marker
 from ..ops.numerics import focal_power, sigmoid
+from ..ops.options import DEFAULT
 from ..ops.reduction import reduce_loss
 from .options import SEGMENTATION_MODES, OverlapOptions  # noqa: F401 (SEGMENTATION_MODES: exportloss.segmentation.dice's too)
 
@@ -95,7 +97,8 @@ def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOpt
     # truth is already 0 at ignored pixels, so only P needs the mask.
     probs_valid = probs if valid is None else probs * valid.to(probs.dtype)
     sums = OverlapSums(
-        intersection=(probs * truth).sum(2),
+        # The non-finite policy: a sigmoid or softmax would turn ±inf into an honest 0 or 1; the sample's sums become NaN.
+        intersection=(probs * truth).sum(2) + non_finite_marker(flat, (1, 2)).unsqueeze(1),
         prediction=(probs_valid * probs_valid if squared else probs_valid).sum(2),
         target=truth_squared.sum(2),
     )
@@ -124,23 +127,37 @@ def overlap_scores(logits: torch.Tensor, target: torch.Tensor, options: OverlapO
 def dice_score(
     logits: torch.Tensor,
     target: torch.Tensor,
-    mode: str = "multiclass",
-    from_logits: bool = True,
-    squared: bool = False,
+    mode: str = DEFAULT,
+    from_logits: bool = DEFAULT,
+    squared: bool = DEFAULT,
     jaccard: bool = False,
-    smooth: float = 1e-5,
-    reduce_batch: bool = False,
-    include_background: bool = True,
-    ignore_index: int | None = None,
+    smooth: float = DEFAULT,
+    reduce_batch: bool = DEFAULT,
+    include_background: bool = DEFAULT,
+    ignore_index: int | None = DEFAULT,
+    *,
+    options: OverlapOptions | None = None,
 ) -> torch.Tensor:
-    """Per-class soft Dice (or Jaccard) scores in ``[0, 1]``, 1 being perfect; arguments as for :class:`DiceLoss`.
+    """Per-class soft Dice (or Jaccard) scores in ``[0, 1]``, 1 being perfect; arguments as for :class:`DiceLoss`
+    (defaults those of :class:`~exportloss.segmentation.options.OverlapOptions`: multiclass, from logits, smooth 1e-5).
+
+    ``options``: a prepared :class:`~exportloss.segmentation.options.OverlapOptions` instead of the keywords (its
+    ``score`` must be ``"dice"`` or ``"jaccard"``; ``jaccard=True`` with it is an error, as is any other keyword).
 
     Returns:
         ``[B, C]`` (``[C]`` with ``reduce_batch``), without channel 0 when ``include_background=False``.
     """
-    options = OverlapOptions(mode=mode, score="jaccard" if jaccard else "dice", from_logits=from_logits, squared=squared,
-                             smooth=smooth, reduce_batch=reduce_batch, include_background=include_background,
-                             ignore_index=ignore_index)
+    if not isinstance(jaccard, bool):
+        raise TypeError(f"jaccard must be True or False; got {jaccard!r}")
+    keywords = dict(mode=mode, from_logits=from_logits, squared=squared, smooth=smooth, reduce_batch=reduce_batch,
+                    include_background=include_background, ignore_index=ignore_index)
+    if options is None:
+        keywords["score"] = "jaccard" if jaccard else "dice"
+    elif jaccard:
+        keywords["jaccard"] = jaccard  # named in the "not both" error
+    options = OverlapOptions.resolve(options, **keywords)
+    if options.score not in ("dice", "jaccard"):
+        raise ValueError(f"dice_score scores Dice or Jaccard; options.score is {options.score!r} (use overlap_scores)")
     return overlap_scores(logits, target, options)
 
 

@@ -59,8 +59,6 @@ class OverlapOptions(Options):
         smooth = check_number("smooth", self.smooth, minimum=0.0, strict=True)
         if self.mode == "binary" and not self.include_background:
             raise ValueError("include_background=False needs mode 'multiclass' or 'multilabel'; binary mode has one class")
-        if self.ignore_index is not None and (isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int)):
-            raise TypeError(f"ignore_index must be an int or None; got {self.ignore_index!r}")
         check_reduction(self.reduction)
         self._normalise(
             smooth=smooth,
@@ -68,7 +66,6 @@ class OverlapOptions(Options):
             alpha=check_number("alpha", self.alpha, minimum=0.0),
             beta=check_number("beta", self.beta, minimum=0.0),
             gamma=check_number("gamma", self.gamma, minimum=0.0, strict=True),
-            **{name: bool(getattr(self, name)) for name in ("from_logits", "squared", "reduce_batch", "include_background")},
         )
 
 

@@ -329,7 +329,7 @@ def test_export_tile_rows_option(tmp_path, capsys):
     ops = [node.op_type for node in onnx.load(str(tmp_path / "pairwise_iou.onnx")).graph.node]
     assert ops.count("Concat") == 1 and "Split" in ops
     capsys.readouterr()
-    for argv, message in ((["pairwise_iou", "--tile-rows", "0"], "tile_rows must be a positive integer"),
+    for argv, message in ((["pairwise_iou", "--tile-rows", "0"], "argument --tile-rows: expected a positive integer; got 0"),
                           (["focal_loss", "--tile-rows", "8"], "--tile-rows applies to pairwise_iou")):
         assert main(["export", *argv, "-o", str(tmp_path)]) == 2
         err = capsys.readouterr().err

@@ -92,3 +92,16 @@ def test_new_kinds_have_finite_values_and_gradients_on_degenerate_boxes(kind):
 def test_alpha_must_be_positive():
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         exportloss.IoULoss("alpha_iou", alpha=0)
+
+
+@pytest.mark.parametrize("alpha", [-1.0, 0.0, float("nan"), float("inf"), True])
+@pytest.mark.parametrize("function", ["aligned_iou", "pairwise_iou"])
+def test_functions_check_alpha_as_the_modules_do(function, alpha):
+    """Issue 22, finding 3: aligned_iou(kind="alpha_iou", alpha=-1) gave 2.0 and alpha=0 gave 1.0; IoULoss refused them."""
+    import exportloss
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.0, 2.0, 8.0, 12.0]])
+    with pytest.raises((ValueError, TypeError), match="alpha"):
+        getattr(exportloss, function)(boxes, boxes, kind="alpha_iou", alpha=alpha)
+    with pytest.raises((ValueError, TypeError), match="alpha"):
+        exportloss.IoULoss("alpha_iou", alpha=alpha)

@@ -110,3 +110,57 @@ def test_giou_gradient_on_identical_zero_height_boxes_is_finite_and_bounded_by_s
         # The slope is real: a shift of 10·eps/side along y changes the value by about 1.
         moved = aligned_iou(pred.detach() + torch.tensor([0, 10 * eps / side, 0, 10 * eps / side]), pred.detach(), "giou", eps=eps)
         assert moved.item() < -0.5
+
+
+# Issue 22, finding 1: graph and reference put eps at the same places, also on normalised coordinates.
+
+SMALL_BOX_KINDS = ("siou", "diou", "ciou", "eiou")
+
+
+def _normalised_pairs(n: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    from exportloss.catalog.boxes import normalised_boxes
+
+    rng = np.random.default_rng(22)
+    return torch.from_numpy(normalised_boxes(rng, (n, 4))), torch.from_numpy(normalised_boxes(rng, (n, 4)))
+
+
+@pytest.mark.parametrize("kind", ("iou", "giou", "alpha_iou", *SMALL_BOX_KINDS))
+def test_graph_module_equals_its_reference_on_boxes_1e_minus_4_wide(kind):
+    from exportloss.reference.boxes import aligned_reference, pairwise_reference
+
+    a, b = _normalised_pairs()
+    want = aligned_reference(a, b, kind)
+    got = aligned_iou(a, b, kind).double()
+    assert torch.all((got - want).abs() <= 1e-5 + 1e-5 * want.abs()), float((got - want).abs().max())
+    want = pairwise_reference(a[None, :60], b[None, :50], kind)
+    got = pairwise_iou(a[None, :60], b[None, :50], kind).double()
+    assert torch.all((got - want).abs() <= 1e-5 + 1e-5 * want.abs()), float((got - want).abs().max())
+
+
+@pytest.mark.parametrize("kind", ("siou", "diou"))
+def test_the_normalised_edge_case_sees_where_eps_enters(kind):
+    """The catalog's normalised-small case is sensitive to eps: a reference without it would fail verification."""
+    from exportloss.reference.boxes import aligned_reference
+
+    a, b = _normalised_pairs()
+    assert float((aligned_reference(a, b, kind) - aligned_reference(a, b, kind, eps=1e-30)).abs().max()) > 1e-2
+
+
+def test_centre_offsets_keep_their_digits_on_normalised_coordinates():
+    a, b = _normalised_pairs()
+    dx, _ = box_ops.centre_offsets(box_ops.box_terms(a, "xyxy", 1e-7, False), box_ops.box_terms(b, "xyxy", 1e-7, False))
+    a64, b64 = a.double(), b.double()
+    exact = (b64[:, 0] + b64[:, 2]) / 2 - (a64[:, 0] + a64[:, 2]) / 2
+    assert float(((dx.double() - exact).abs() / exact.abs().clamp_min(1e-12)).max()) < 5e-7
+
+
+@pytest.mark.parametrize("kind", SMALL_BOX_KINDS)
+def test_catalog_box_graphs_verify_boxes_1e_minus_4_wide(exported, kind):
+    """The reproduction: the exported graph against its reference on the normalised-small case (SIoU was 8.7e-2 off)."""
+    from exportloss import catalog
+    from exportloss.verify import verify
+
+    for name in (f"pairwise_{kind}", f"aligned_{kind}", f"{kind}_loss"):
+        assert "normalised-small" in [case.name for case in catalog.get(name).verification_cases()], name
+    rows = verify(exported(f"aligned_{kind}"))
+    assert rows and all(row.passed for row in rows), [row.failures for row in rows]

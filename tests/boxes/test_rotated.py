@@ -195,3 +195,22 @@ def test_rotated_nms_treats_theta_plus_pi_as_the_same_box():
     boxes = torch.cat([box, box + torch.tensor([0, 0, 0, 0, math.pi])]).unsqueeze(0)
     dets = exportloss.rotated_cluster_nms(boxes, torch.tensor([[0.9, 0.8]]))
     assert dets.num_dets.tolist() == [1]
+
+
+@pytest.mark.parametrize("eps", [-1.0, 0.0, float("nan"), float("inf"), "1e-7"])
+@pytest.mark.parametrize("function", ["rotated_aligned_iou", "rotated_pairwise_iou", "probiou"])
+def test_functions_check_eps_as_the_modules_do(function, eps):
+    """Issue 22, finding 2: rotated_aligned_iou(a, a, eps=-1) gave an IoU of 1.14; RotatedIoULoss refused it."""
+    import exportloss
+
+    boxes = torch.tensor([[[50.0, 50.0, 30.0, 20.0, 0.3]]])
+    with pytest.raises((ValueError, TypeError), match="eps"):
+        getattr(exportloss, function)(boxes, boxes, eps=eps)
+    with pytest.raises((ValueError, TypeError), match="eps"):
+        exportloss.RotatedIoULoss(eps=eps)
+
+
+def test_probiou_aligned_is_a_boolean():
+    boxes = torch.tensor([[50.0, 50.0, 30.0, 20.0, 0.3]])
+    with pytest.raises(TypeError, match="aligned must be True or False; got 'no'"):
+        exportloss.probiou(boxes, boxes, aligned="no")

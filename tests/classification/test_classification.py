@@ -385,7 +385,7 @@ def test_fuzz_arc_against_reference(seed, margin_and_m):
     (lambda: exportloss.ArcFaceLoss(4, 3)(torch.randn(2, 4), torch.tensor([0, 1, 2])), ValueError, r"labels must have shape \[B\] with B=2"),
     (lambda: exportloss.ArcFaceLoss(4, 3)(torch.randn(2, 4), torch.tensor([0.0, 1.0])), TypeError, r"labels must be an int64 or int32"),
     (lambda: exportloss.ArcSoftmax(4, 3)(torch.randn(2, 5)), ValueError, r"features must have shape \[B, feat_dim=4\]; got \[2, 5\]"),
-    (lambda: exportloss.ArcSoftmax(4, 1), ValueError, r"num_classes >= 2"),
+    (lambda: exportloss.ArcSoftmax(4, 1), ValueError, r"num_classes must be >= 2; got 1"),
     (lambda: exportloss.ArcSoftmax(4, 3, m=4.0), ValueError, r"m must be finite and lie in \[0, 3.14159\)"),
     (lambda: exportloss.ArcSoftmax(4, 3, margin="sphereface"), ValueError, r"margin must be one of 'arcface', 'cosface'"),
     (lambda: exportloss.ArcFaceLoss(4, 3, s=0), ValueError, r"s must be finite and > 0"),
@@ -460,3 +460,12 @@ def test_center_update_graph_carries_state(exported):
         eager = center_update_by_loops(torch.from_numpy(features), torch.from_numpy(labels), eager, 0.5).float()
     np.testing.assert_allclose(centers, eager.numpy(), atol=1e-5)
     assert np.array_equal(centers[6:], initial[6:])  # classes never in a batch keep their centers
+
+
+def test_center_update_on_an_empty_batch_keeps_every_center():
+    """Issue 22, finding 10: center_update on 0 samples raised IndexError (amax over an empty dim)."""
+    from exportloss import center_update
+
+    centers = torch.randn(4, 3)
+    got = center_update(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), centers)
+    assert torch.equal(got, centers)

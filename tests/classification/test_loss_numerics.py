@@ -173,24 +173,28 @@ def test_focal_and_dice_losses_take_half_precision_inputs(dtype):
 
 NAN_GRAPHS = ["focal_loss", "sigmoid_focal_loss", "arc_softmax", "arcface_loss", "cosface_loss", "center_loss",
               "soft_dice_loss", "dice_loss", "jaccard_loss", "tversky_loss", "dice_score",
-              "iou_loss", "giou_loss", "diou_loss", "ciou_loss"]
+              "iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss", "siou_loss", "alpha_iou_loss",
+              "rotated_iou_loss", "probiou_loss"]
 
 
+@pytest.mark.parametrize("value", [NAN, INF, -INF], ids=["nan", "+inf", "-inf"])
 @pytest.mark.parametrize("name", NAN_GRAPHS)
-def test_losses_propagate_nan(name, exported):
-    """A loss must not hide bad input: one NaN in the first input (logits, features, predicted boxes) makes the output NaN."""
+def test_losses_propagate_nan(name, value, exported):
+    """A loss must not hide bad input: one NaN or ±inf in the first input (logits, features, predicted boxes) makes
+    the output NaN. Issue 22, finding 4: an infinite x2 gave IoU, EIoU and α-IoU losses of 0.97 to 1.28, -inf gave
+    GIoU/DIoU/CIoU/SIoU finite losses, and Tversky gave 0.44 on a +inf logit where Dice gave NaN."""
     entry = catalog.get(name)
     inputs = entry.verification_cases(n_random=1)[0].inputs
     first = entry.inputs[0].name  # logits or features
     poisoned = {**inputs, first: inputs[first].copy()}
-    poisoned[first].reshape(-1)[0] = np.nan
+    poisoned[first].reshape(-1)[2] = value  # x2 of the first box: an infinite corner once hid behind the inverted-box rule
     module = entry.build().eval()
     with torch.no_grad():
         eager = module(*(torch.from_numpy(poisoned[spec.name]) for spec in entry.inputs))
     session = ort.InferenceSession(str(exported(name)), providers=["CPUExecutionProvider"])
     (onnx_out,) = session.run([entry.output_names[0]], poisoned)
     for out in (eager.numpy(), onnx_out):
-        assert np.isnan(out).any(), f"{name}: NaN input gave no NaN output"
+        assert np.isnan(out).any(), f"{name}: {value} in the input gave no NaN output"
 
 
 # --- option checks -------------------------------------------------------------------------------------

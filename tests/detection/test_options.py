@@ -13,6 +13,7 @@ import torch
 import exportloss
 from exportloss.catalog.detection import assign_inputs, detection_scene, match_inputs, rotated_scene
 from exportloss.detection import AssignOptions, MatchOptions, NMSOptions, RotatedNMSOptions
+from exportloss.ops.options import DEFAULT
 from exportloss.reference.detection import (
     match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference,
 )
@@ -82,12 +83,13 @@ def test_repr_names_every_field():
 
 @pytest.mark.parametrize("options_type, function, module", FAMILY)
 def test_keyword_signatures_mirror_the_fields(options_type, function, module):
-    """The functions keep their keyword signatures: the same names and defaults as the dataclass."""
+    """The functions keep their keyword signatures: the dataclass's field names, each defaulting to ``DEFAULT``
+    ("not given": the field's default applies, and an explicit keyword is seen even at that value)."""
     fields = {field.name: field.default for field in dataclasses.fields(options_type)}
     parameters = inspect.signature(function).parameters
     keywords = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
     assert keywords.pop("options") is None
-    assert keywords == fields
+    assert keywords == dict.fromkeys(fields, DEFAULT)
     # A module built from keywords holds exactly what the options object holds.
     assert module(**{name: value for name, value in fields.items()}).options == options_type()
 

@@ -40,7 +40,7 @@ def test_a_bad_value_fails_when_the_options_are_made(fields, error, message):
 
 
 def test_options_are_frozen_normalised_and_repr_names_every_field():
-    options = OverlapOptions(smooth=1, from_logits=0, class_weights=torch.tensor([0.1, 2.0]))
+    options = OverlapOptions(smooth=1, from_logits=False, class_weights=torch.tensor([0.1, 2.0]))
     assert options.smooth == 1.0 and options.from_logits is False
     assert options.class_weights == (torch.tensor(0.1).item(), 2.0)  # float32 values, as the loss applies them
     assert hash(options) == hash(dataclasses.replace(options))

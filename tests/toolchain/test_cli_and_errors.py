@@ -86,8 +86,9 @@ def test_cli_export_then_verify_file_and_name(tmp_path, capsys):
 
 
 def test_cli_verify_missing_graph_fails(tmp_path, capsys):
-    assert main(["verify", "pairwise_iou", "--models", str(tmp_path)]) == 1
-    assert "does not exist" in capsys.readouterr().out
+    """A missing file is unusable input (exit 2, README "Exit codes"), not a failed row (issue 22, finding 12)."""
+    assert main(["verify", "pairwise_iou", "--models", str(tmp_path)]) == 2
+    assert "no pairwise_iou.onnx; run `exportloss export pairwise_iou`" in capsys.readouterr().err
 
 
 def test_python_dash_m_works():
@@ -112,7 +113,7 @@ def test_cli_unsupported_opset_is_an_error(capsys, tmp_path, opset):
     assert main(["export", "aligned_iou", "-o", str(tmp_path), "--opset", opset]) == 2
     assert f"--opset {opset}: the dynamo exporter writes opsets 18 to " in one_error_line(capsys, "export")
     assert main(["export", "aligned_iou", "-o", str(tmp_path), "--opset", opset, "--exporter", "torchscript"]) == 2
-    assert "the torchscript exporter writes opsets 7 to 20" in one_error_line(capsys, "export")
+    assert "the torchscript exporter writes opsets 13 to 20" in one_error_line(capsys, "export")
     assert not list(tmp_path.iterdir())
 
 
@@ -239,7 +240,7 @@ def test_cli_export_write_refused_is_one_line(capsys, tmp_path, monkeypatch):
 
     monkeypatch.setattr(exportloss.model_files, "manifest_lock", refuse)
     assert main(["export", "aligned_iou", "-o", str(tmp_path)]) == 2
-    assert f"-o {tmp_path}: cannot write there (Permission denied)" in one_error_line(capsys, "export")
+    assert f"-o {tmp_path}: cannot write there (Permission denied: {tmp_path / '.manifest.json.lock'})" in one_error_line(capsys, "export")
 
 
 @pytest.mark.parametrize("argv, message", [

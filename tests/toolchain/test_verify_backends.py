@@ -223,10 +223,18 @@ def test_on_the_cpu_wheel_only_ort_cpu_runs():
 
 
 def test_json_report_records_failures(exported, tmp_path, capsys):
+    """A file that differs from its manifest entry is a failed row (exit 1), recorded in the report; a missing file
+    is unusable input (exit 2) before anything runs."""
+    source = exported("aligned_iou")
+    (tmp_path / "aligned_iou.onnx").write_bytes(source.read_bytes())
+    manifest = json.loads((source.parent / "manifest.json").read_text())
+    for graph in manifest["graphs"]:
+        graph["sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     report = tmp_path / "verify.json"
-    assert main(["verify", "pairwise_iou", "--backend", "ort-cpu", "--models", str(tmp_path), "--json", str(report)]) == 1
+    assert main(["verify", "aligned_iou", "--backend", "ort-cpu", "--models", str(tmp_path), "--json", str(report)]) == 1
     (row,) = json.loads(report.read_text())["rows"]
-    assert row["verdict"] == "FAIL" and "does not exist" in row["failures"][0]
+    assert row["verdict"] == "FAIL" and "does not match" in row["failures"][0]
 
 
 # --- tools/gpu_check.sh --------------------------------------------------------------------------------
