@@ -54,7 +54,7 @@ class _SuppressionOptions(Options):
     """Only pairs with ``score > score_thr`` can be kept; finite (scores may be logits)."""
     max_det: int = 100
     """Detections per image in the outputs, >= 1 (TensorRT needs < 3840, see :data:`TOPK_LIMIT`)."""
-    iterations: int | str = "auto"
+    iterations: int | str | None = "auto"
     """Cluster-NMS iterations: ``1`` is Fast NMS, ``>= candidates`` exactly greedy NMS by construction; ``"auto"``
     is :data:`AUTO_ITERATIONS` (at most the candidate count). ``None`` is read as ``"auto"``."""
     candidates: int | None = None

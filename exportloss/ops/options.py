@@ -69,7 +69,11 @@ class Options:
         cls.__post_init__ = post_init
 
     def _check_field_types(self) -> None:
-        """The one-line ``TypeError`` of the first field whose value does not have its annotated type."""
+        """The one-line ``TypeError`` of the first field whose value does not have its annotated type.
+
+        ``bool`` fields take only ``True``/``False``; an ``int`` is never a ``bool``; a ``float`` field takes any
+        real number but a ``bool``; a field annotated with several types (``int | str``) takes any of them.
+        """
         for field in dataclasses.fields(self):
             kinds = _annotated_kinds(type(self), field.name)
             value = getattr(self, field.name)
@@ -78,14 +82,11 @@ class Options:
             if bool in kinds:
                 if not isinstance(value, bool):
                     raise TypeError(f"{field.name} must be True or False; got {value!r}")
-            elif int in kinds and float not in kinds:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise TypeError(f"{field.name} must be an int{' or None' if type(None) in kinds else ''}; got {value!r}")
-            elif float in kinds and len(kinds - {type(None)}) == 1:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise TypeError(f"{field.name} must be a number; got {value!r}")
-            elif str in kinds and not isinstance(value, str):
-                raise TypeError(f"{field.name} must be a string; got {value!r}")
+                continue
+            checked = [kind for kind in (int, float, str) if kind in kinds]
+            if checked and not any(_has_kind(value, kind) for kind in checked):
+                described = " or ".join(_KIND_NAMES[kind] for kind in checked)
+                raise TypeError(f"{field.name} must be {described}{' or None' if type(None) in kinds else ''}; got {value!r}")
 
     @classmethod
     def resolve(cls: type[OptionsT], options: OptionsT | None, **keywords: Any) -> OptionsT:
@@ -113,6 +114,16 @@ class Options:
     def fields_repr(self) -> str:
         """``name=value, ...`` of every field: the modules' ``extra_repr``."""
         return ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in dataclasses.fields(self))
+
+
+_KIND_NAMES = {int: "an int", float: "a number", str: "a string"}
+
+
+def _has_kind(value: Any, kind: type) -> bool:
+    """``value`` is a ``kind``: bools are neither ints nor numbers here; an int is a number."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
 
 
 @functools.cache

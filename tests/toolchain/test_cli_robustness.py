@@ -71,7 +71,7 @@ def test_a_sizes_stamp_that_is_not_sizes_is_refused_in_one_line(capsys, tmp_path
     path.write_bytes(model.SerializeToString())
     assert main(["verify", str(path)]) == 2
     line = one_error_line(capsys, "verify")
-    assert f"{path}: its sizes do not fit catalog graph 'aligned_iou'" in line and "--size" not in line
+    assert f"{path}: its sizes or options do not fit catalog graph 'aligned_iou'" in line and "--size" not in line
 
 
 def test_list_readme_on_a_binary_file_or_one_without_markers_exits_2(capsys, tmp_path):
