@@ -14,7 +14,7 @@ import torch
 import exportloss
 from exportloss.cli import main
 from exportloss.detector_nms.join import METADATA_ATTACHED, attached_stamp
-from exportloss.detector_nms.reference import decode, greedy_detections
+from exportloss.detector_nms.reference import decode, nms_detections
 from exportloss.detector_nms.verify import verify_attached
 from exportloss.verify import verify
 
@@ -79,7 +79,8 @@ def test_joined_file_keeps_interface_metadata_and_stamps(attached, layout):
     detector_path, joined_path = attached(layout)
     detector, joined = onnx.load(str(detector_path)), onnx.load(str(joined_path))
     assert [i.name for i in joined.graph.input] == [i.name for i in detector.graph.input]
-    assert [o.name for o in joined.graph.output] == ["num_dets", "det_boxes", "det_scores", "det_classes"]
+    assert [o.name for o in joined.graph.output] == ["num_dets", "det_boxes", "det_scores", "det_classes", "det_indices",
+                                                     "converged", "num_capped"]
     props = {p.key: p.value for p in joined.metadata_props}
     assert props["author"] == "tests" and props["stride"] == "4"  # the detector's own metadata
     assert "exportloss.graph" not in props  # not a catalog graph: verify must not read it as one
@@ -100,8 +101,9 @@ def test_joined_outputs_equal_detector_then_reference(attached):
     got = ort.InferenceSession(str(joined_path)).run(None, {"images": images})
     stamp = attached_stamp(onnx.load(str(joined_path)))
     boxes, scores = decode("yolo", raw)
-    want = greedy_detections(boxes, scores, stamp.nms_options(), rotated=False)
-    assert np.array_equal(got[0], want[0]) and np.array_equal(got[3], want[3])
+    want = nms_detections(boxes, scores, stamp.nms_options(), rotated=False)
+    for exact in (0, 3, 4, 5, 6):  # num_dets, det_classes, det_indices, converged, num_capped
+        np.testing.assert_array_equal(got[exact], want[exact])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(got[2], want[2])
 
@@ -149,16 +151,25 @@ class ChainDetector(torch.nn.Module):
         return self.chain + shift, self.scores.expand(images.shape[0], 100) + 0.0 * shift.reshape(-1, 1)
 
 
-@pytest.mark.parametrize("iterations, passes", [(128, True), (16, False)])
-def test_suppression_chain_is_measured_and_too_few_iterations_caught(tmp_path, iterations, passes):
+@pytest.mark.parametrize("iterations, flagged", [(128, 0), ("auto", 16)])
+def test_suppression_chain_is_measured_and_too_few_iterations_flagged(tmp_path, iterations, flagged):
+    """16 iterations ("auto") cannot resolve a 99-long chain: the graph keeps too many boxes and says so
+    (``converged`` false on every image, as the reference's loops compute it); verify checks the flag."""
     path = tmp_path / "chain.onnx"
     torch.onnx.export(ChainDetector(), (torch.rand(1, *IMAGE),), str(path), dynamo=False, opset_version=18,
                       input_names=["images"], output_names=["boxes", "scores"])
     joined = exportloss.attach(str(path), layout="boxes-scores", score_thr=0.05, iterations=iterations)
     onnx.save(joined, str(tmp_path / "joined.onnx"))
     (row,) = verify(tmp_path / "joined.onnx")
-    assert all("longest suppression chain 99" in note for note in row.notes if "chain" in note), row.notes
-    assert row.passed is passes, row.failures  # 16 iterations cannot resolve a 99-long chain; verify says so
+    assert row.passed, row.failures
+    notes = [note for note in row.notes if "chain" in note]
+    assert notes and all("longest suppression chain 99" in note for note in notes), row.notes
+    assert all(f"flagged by the graph: {flagged} not converged, 0 with pairs capped" in note for note in notes), notes
+    assert all(f"over all pairs on {16 - flagged}/16" in note for note in notes), notes
+    images = np.random.default_rng(0).uniform(0, 1, (1, *IMAGE)).astype(np.float32)
+    num_dets, *_, converged, num_capped = ort.InferenceSession(str(tmp_path / "joined.onnx")).run(None, {"images": images})
+    assert (int(num_dets[0]), bool(converged[0]), int(num_capped[0])) == ((50, True, 0) if not flagged else (num_dets[0], False, 0))
+    assert flagged == 0 or num_dets[0] > 50  # greedy keeps every other box; too few iterations keep more
 
 
 @pytest.mark.parametrize("kwargs, message", [
