@@ -135,6 +135,44 @@ def test_more_candidates_than_cap_is_reported_and_top_k_exact(tmp_path):
     assert "16 image(s) had more than 64 pairs above score_thr" in note
 
 
+@pytest.mark.parametrize("layout, default", [("yolo", "best"), ("yolo-obj", "best"), ("obb", "best"), ("boxes-scores", "all")])
+def test_classes_default_per_layout_and_option_overrides(layout, default):
+    """ultralytics layouts keep each box's best class, torchvision-style heads every (box, class) pair."""
+    nms = "rotated" if layout == "obb" else "iou"
+    assert exportloss.detector_nms.AttachedNMS(layout, nms).options.classes == default
+    assert exportloss.detector_nms.AttachedNMS(layout, nms, classes="agnostic").options.classes == "agnostic"
+
+
+def test_classes_option_on_the_command_line_is_stamped_and_verified(attached, tmp_path):
+    detector, joined = attached("yolo")
+    assert attached_stamp(onnx.load(str(joined))).options["classes"] == "best"
+    out = tmp_path / "all.onnx"
+    assert main(["attach", str(detector), "-o", str(out), "--layout", "yolo", "--option", "classes=all",
+                 "--option", "score_thr=0.25"]) == 0
+    assert attached_stamp(onnx.load(str(out))).options["classes"] == "all"
+    (row,) = verify(out)
+    assert row.passed, row.failures
+
+
+@pytest.mark.parametrize("layout", ["yolo", "boxes-scores"])
+def test_attach_with_efficientnms_outputs(tmp_path, layout, capsys):
+    """``--option outputs=efficientnms``: TensorRT EfficientNMS's names and dtypes on the joined file; verify and check-trt pass."""
+    detector = tmp_path / "detector.onnx"
+    onnx.save(export_detector(layout), str(detector))
+    out = tmp_path / "joined.onnx"
+    assert main(["attach", str(detector), "-o", str(out), "--layout", layout, "--option", "outputs=efficientnms",
+                 "--option", "score_thr=0.25"]) == 0
+    joined = onnx.load(str(out))
+    types = {o.name: (onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type).name,
+                      [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in joined.graph.output}
+    assert types == {"num_detections": ("int32", [2, 1]), "detection_boxes": ("float32", [2, 100, 4]),
+                     "detection_scores": ("float32", [2, 100]), "detection_classes": ("int32", [2, 100]),
+                     "detection_indices": ("int32", [2, 100]), "converged": ("bool", [2]), "num_capped": ("int32", [2])}
+    (row,) = verify(out)
+    assert row.passed, row.failures
+    assert main(["check-trt", str(out)]) == 0, capsys.readouterr().out
+
+
 class ChainDetector(torch.nn.Module):
     """``forward(images) -> (boxes [B, 100, 4], scores [B, 100])``: a 100-box chain in which each box overlaps
     the next at IoU 0.6 and the one after at 0.33, scores falling along it (greedy NMS keeps every other box);
