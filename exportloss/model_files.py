@@ -145,12 +145,12 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
     try:
         sizes = json.loads(stamps[METADATA_SIZES]) if METADATA_SIZES in stamps else None
         options = json.loads(stamps[METADATA_OPTIONS]) if METADATA_OPTIONS in stamps else None
-        configured = entry.at(options=options) if options else entry  # options may change the outputs (efficientnms)
+        configured = entry.at(sizes, None, options) if options else entry  # options may change the outputs (efficientnms)
     except (ValueError, AttributeError) as err:
         raise ModelFileError(f"{path}: its sizes or options do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
     _check_interface(path, model, configured)
     try:
-        return model, configured.at(sizes, static_input_shapes(model))
+        return model, entry.at(sizes, static_input_shapes(model), options)
     except (ValueError, AttributeError) as err:  # a foreign or garbled stamp, inputs that contradict it
         raise ModelFileError(f"{path}: its sizes or options do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
 
