@@ -188,12 +188,16 @@ def load_model(path: str | os.PathLike, entry: GraphEntry | None = None,
         entry = entry or catalog.get(name)
     except catalog.UnknownGraphError:
         raise ModelFileError(f"{path}: its {METADATA_GRAPH!r} metadata names {name!r}, which is not a catalog graph") from None
-    _check_interface(path, model, entry)
     try:
         sizes = json.loads(stamps[METADATA_SIZES]) if METADATA_SIZES in stamps else None
         if sizes is not None and not isinstance(sizes, dict):
             raise ValueError(f"its {METADATA_SIZES!r} stamp is not a mapping of sizes: {stamps[METADATA_SIZES]!r}")
         options = json.loads(stamps[METADATA_OPTIONS]) if METADATA_OPTIONS in stamps else None
+        configured = entry.at(sizes, None, options, size_label=f"its {METADATA_SIZES!r} stamp") if options else entry
+    except (ValueError, AttributeError) as err:  # a foreign or garbled stamp
+        raise ModelFileError(f"{path}: its sizes or options do not fit catalog graph {entry.name!r} ({_first_line(err)})") from None
+    _check_interface(path, model, configured)  # options may change the outputs (efficientnms)
+    try:
         return model, entry.at(sizes, static_input_shapes(model), options,
                                size_label=f"its {METADATA_SIZES!r} stamp", shape_label="input")
     except (ValueError, AttributeError) as err:  # a foreign or garbled stamp, inputs that contradict it

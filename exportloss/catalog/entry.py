@@ -90,6 +90,8 @@ class GraphEntry:
         allowed_ops: operators that are otherwise banned from exported graphs but this graph may use.
         options: option values set with ``at(options=...)`` (``--option``), applied to the module ``make``
             builds; empty for the catalog's own settings.
+        outputs_at: for graphs whose options change their outputs (NMS ``outputs="efficientnms"``):
+            ``outputs_at(options)`` -> the output specs at those option values; ``at(options=...)`` applies it.
     """
 
     name: str
@@ -105,6 +107,7 @@ class GraphEntry:
     readme: str = ""
     allowed_ops: frozenset[str] = field(default_factory=frozenset)
     options: OptionValues = field(default_factory=dict)
+    outputs_at: Callable[[OptionValues], tuple[TensorSpec, ...]] | None = None
 
     def at(self, sizes: Sizes | None = None, shapes: Shapes | None = None, options: OptionValues | None = None, *,
            size_label: str = "--size", shape_label: str = "--shape") -> GraphEntry:
@@ -120,7 +123,9 @@ class GraphEntry:
         """
         if options:
             entry = self.at(sizes, shapes)
-            return dataclasses.replace(entry, options=entry._checked_options(options))
+            checked = entry._checked_options(options)
+            outputs = entry.outputs if entry.outputs_at is None else entry.outputs_at(checked)
+            return dataclasses.replace(entry, options=checked, outputs=outputs)
         unknown = [name for name in (sizes or {}) if name not in self.sizes]
         if unknown:
             raise ValueError(f"graph {self.name!r} has no size {', '.join(unknown)}; its sizes are {', '.join(self.sizes)}")

@@ -36,9 +36,8 @@ TWO_OUTPUTS = ("boxes-scores",)
 
 DEFAULT_CLASSES = {"yolo": "best", "yolo-obj": "best", "obb": "best", "boxes-scores": "all"}
 """Which (box, class) pairs compete, per layout, as the detector's own post-processing does it: ultralytics
-keeps each box's best class; torchvision's heads score every pair. Applied only where the NMS options have
-a ``classes`` field (hook for the class modes of :mod:`exportloss.detection.options`; until then every
-(box, class) pair is a candidate, on every layout)."""
+keeps each box's best class; torchvision's heads score every pair. The ``classes`` option
+(``--option classes=all|best|agnostic``) overrides it."""
 
 
 def nms_options(nms: str, layout: str, options: NMSOptions | RotatedNMSOptions | None = None,
@@ -46,7 +45,7 @@ def nms_options(nms: str, layout: str, options: NMSOptions | RotatedNMSOptions |
     """The NMS options of ``nms`` (``iou``, ``diou``, ``rotated``) on ``layout``: ``options`` or the keywords
     (any field of :class:`NMSOptions` / :class:`RotatedNMSOptions`), checked by those classes.
 
-    ``nms`` sets ``kind`` (IoU or DIoU); a ``classes`` field left unset takes :data:`DEFAULT_CLASSES`.
+    ``nms`` sets ``kind`` (IoU or DIoU); ``classes`` left unset takes the layout's :data:`DEFAULT_CLASSES`.
     """
     check_choice("nms", nms, NMS_KINDS)
     check_choice("layout", layout, LAYOUTS)
@@ -63,8 +62,7 @@ def nms_options(nms: str, layout: str, options: NMSOptions | RotatedNMSOptions |
             if keywords.get("kind", nms) != nms:
                 raise ValueError(f"option kind={keywords['kind']!r} contradicts nms={nms!r}")
             keywords["kind"] = nms
-        if "classes" in fields:
-            keywords.setdefault("classes", DEFAULT_CLASSES[layout])
+        keywords.setdefault("classes", DEFAULT_CLASSES[layout])
     return cls.resolve(options, **keywords)
 
 

@@ -61,25 +61,34 @@ def _to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
     return np.stack(corners, axis=2)
 
 
-def greedy_detections(boxes: np.ndarray, scores: np.ndarray, options, rotated: bool, all_candidates: bool = False):
-    """Greedy NMS (float64) with the graph's outputs; ``all_candidates``: over every pair, not only the top ``candidates``."""
+def nms_detections(boxes: np.ndarray, scores: np.ndarray, options, rotated: bool):
+    """The graph's seven outputs in float64 at ``options``: Cluster-NMS at its iteration count, its ``converged``
+    and ``num_capped`` flags (:func:`exportloss.reference.detection.nms_reference`)."""
     run = rotated_nms_reference if rotated else nms_reference
-    if all_candidates:
-        options = _EveryPair(options)
     return [t.numpy() for t in run(torch.from_numpy(boxes), torch.from_numpy(scores), options)]
 
 
-class _EveryPair:
-    """``options`` with no candidate cap: the reference then ranks every (box, class) pair."""
+def greedy_detections(boxes: np.ndarray, scores: np.ndarray, options, rotated: bool, all_candidates: bool = False):
+    """Greedy NMS (float64) with the graph's outputs, over its top ``candidates`` pairs or, with ``all_candidates``,
+    over every pair."""
+    return nms_detections(boxes, scores, _Greedy(options, all_candidates), rotated)
 
-    def __init__(self, options) -> None:
-        self._options = options
+
+class _Greedy:
+    """``options`` with as many iterations as candidates (greedy NMS by construction) and, with ``every_pair``,
+    no candidate cap: the reference then ranks every (box, class) pair."""
+
+    def __init__(self, options, every_pair: bool) -> None:
+        self._options, self._every_pair = options, every_pair
 
     def __getattr__(self, name: str):
         return getattr(self._options, name)
 
     def candidate_count(self, num_pairs: int) -> int:
-        return num_pairs
+        return num_pairs if self._every_pair else self._options.candidate_count(num_pairs)
+
+    def iteration_count(self, num_candidates: int) -> int:
+        return max(num_candidates, 1)
 
 
 @dataclass(frozen=True)

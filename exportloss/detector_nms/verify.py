@@ -3,17 +3,22 @@
 The file is read once; both models run come from those bytes: the joined model as written, and the same
 model with the detector outputs the NMS reads exposed as extra outputs (nothing else changes). On seeded
 inputs (uniform images of the model's input shapes), each backend session runs both; the float64
-reference (:mod:`exportloss.detector_nms.reference`: the layout decoded again in numpy, then greedy NMS at
-the stamped options) is applied to the exposed detector outputs of that very run, and
+reference (:mod:`exportloss.detector_nms.reference`: the layout decoded again in numpy, then NMS as loops at
+the stamped options: Cluster-NMS at the graph's iteration count, greedy NMS, the flags) is applied to the
+exposed detector outputs of that very run, and
 
 * the exposed model's NMS outputs must equal it: the kept (box, class) pairs and their order exactly,
   boxes and scores to the tolerance of float32 decoding;
 * the joined model's outputs must equal the exposed model's (same pairs, same order, same tolerance).
 
-Each row's notes say on how many images the kept sets equal greedy NMS over the graph's top
-``candidates`` pairs and over *all* pairs, on how many images more pairs than that cap scored above
-``score_thr`` (the only way the two greedy results can differ), and the longest suppression chain seen
-against the Cluster-NMS iterations.
+The outputs compared are all seven (:class:`~exportloss.detection.nms.Detections` or the ``efficientnms``
+convention): ``det_indices`` and the flags ``converged`` and ``num_capped`` exactly. Beyond the reference,
+every image whose detections differ from greedy NMS over *all* pairs must be flagged by the graph
+(``converged`` false, or ``num_capped > 0`` with fewer than ``max_det`` detections): an unflagged
+difference is a failure. Each row's notes say on how many images the kept sets equal greedy NMS over the
+graph's top ``candidates`` pairs and over all pairs, how many images the graph flagged (not converged;
+pairs capped), the most pairs above ``score_thr``, and the longest suppression chain seen against the
+Cluster-NMS iterations.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ..onnx_graph import dtype_name, graph_inputs, tensor_dims
 from ..tolerance import Tolerance
 from ..verify import VerifyRow, compare
 from .join import AttachStamp, attached_stamp
-from .reference import decode, greedy_detections, suppression_stats
+from .reference import decode, greedy_detections, nms_detections, suppression_stats
 
 TOLERANCE = Tolerance(rtol=1e-6, atol=1e-5)
 """Boxes are decoded in float32 by the graph and in float64 by the reference; scores and classes pass through."""
@@ -48,6 +53,9 @@ class AttachedSummary:
     equal_top_k: int = 0
     equal_all_pairs: int = 0
     above_cap: int = 0
+    not_converged: int = 0
+    capped: int = 0
+    unflagged: list[str] = field(default_factory=list)
     longest_chain: int = 0
     most_above_score_thr: int = 0
     differing: list[str] = field(default_factory=list)
@@ -103,15 +111,19 @@ def verify_attached(path: str | Path, backend: Backend | None = None, seed: int 
                         key = b"".join(array.tobytes() for array in raw)
                         if key not in references:  # sessions that give the same detector outputs share the reference
                             boxes, scores = decode(stamp.layout, raw, stamp.box_format, stamp.num_classes)
-                            references[key] = (greedy_detections(boxes, scores, options, rotated),
+                            references[key] = (nms_detections(boxes, scores, options, rotated),
+                                               greedy_detections(boxes, scores, options, rotated),
                                                greedy_detections(boxes, scores, options, rotated, all_candidates=True),
                                                suppression_stats(boxes, scores, options, rotated))
-                        want, want_all, stats = references[key]
+                        want, want_top_k, want_all, stats = references[key]
                         compare(entry, TOLERANCE, row, case, exposed_session.label, got, want)
                         deployed = joined_session.run(case.inputs)
                         _compare_deployed(entry, row, case, joined_session.label, [deployed[n] for n in stamp.outputs], got)
-                        _summarise(summary, case, got, want, want_all, stats)
+                        _summarise(summary, case, got, want_top_k, want_all, stats)
                     row.notes.append(_describe(summary, options, exposed_session.label))
+                    if summary.unflagged:
+                        row.failures.append(f"{exposed_session.label}: detections differ from greedy NMS over all pairs "
+                                            f"with converged true and nothing capped on {', '.join(summary.unflagged[:8])}")
         except BackendUnavailable as err:
             row.unavailable, row.provider, row.tolerance = str(err), "", None
         except SessionError as err:
@@ -127,23 +139,52 @@ def _compare_deployed(entry: GraphEntry, row: VerifyRow, case: Case, label: str,
     row.failures.extend(shadow.failures)
 
 
-def _summarise(summary: AttachedSummary, case: Case, got, want, want_all, stats) -> None:
+def _summarise(summary: AttachedSummary, case: Case, got, want_top_k, want_all, stats) -> None:
     for b, image_stats in enumerate(stats):
         summary.images += 1
-        summary.equal_top_k += _same_detections(got, want, b)
+        summary.equal_top_k += _same_detections(got, want_top_k, b)
         summary.equal_all_pairs += _same_detections(got, want_all, b)
         summary.above_cap += image_stats.above_cap
         summary.longest_chain = max(summary.longest_chain, image_stats.longest_chain)
         summary.most_above_score_thr = max(summary.most_above_score_thr, image_stats.above_score_thr)
+        flags = image_flags(got, b)
+        summary.not_converged += not flags.converged
+        summary.capped += flags.num_capped > 0
         if not _same_detections(got, want_all, b):
             summary.differing.append(f"{case.name}[{b}]")
+            if not flags.flagged:
+                summary.unflagged.append(f"{case.name}[{b}]")
+
+
+@dataclass(frozen=True)
+class ImageFlags:
+    """One image's exactness outputs (either output convention)."""
+
+    num_dets: int
+    max_det: int
+    converged: bool
+    num_capped: int
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the graph says its detections may differ from greedy NMS over all pairs (see
+        :mod:`exportloss.detection.nms`: exact when converged and (nothing capped or ``max_det`` detections))."""
+        return not self.converged or (self.num_capped > 0 and self.num_dets < self.max_det)
+
+
+def image_flags(outputs, b: int) -> ImageFlags:
+    """:class:`ImageFlags` of image ``b`` from the seven NMS outputs (``num_dets`` or ``num_detections [B, 1]``)."""
+    num_dets, det_boxes, _, _, _, converged, num_capped = outputs
+    return ImageFlags(int(np.asarray(num_dets[b]).reshape(())), int(np.asarray(det_boxes).shape[1]),
+                      bool(converged[b]), int(num_capped[b]))
 
 
 def _same_detections(got, want, b: int) -> bool:
-    """Same number of detections, same classes in the same order, boxes and scores within :data:`TOLERANCE`."""
-    num_dets, det_boxes, det_scores, det_classes = (np.asarray(x[b]) for x in got[:4])
-    w_num, w_boxes, w_scores, w_classes = (np.asarray(x[b]) for x in want[:4])
-    if int(num_dets) != int(w_num) or not np.array_equal(det_classes, w_classes):
+    """Same number of detections, same classes and box indices in the same order, boxes and scores within :data:`TOLERANCE`."""
+    num_dets, det_boxes, det_scores, det_classes, det_indices = (np.asarray(x[b]) for x in got[:5])
+    w_num, w_boxes, w_scores, w_classes, w_indices = (np.asarray(x[b]) for x in want[:5])
+    if (int(num_dets.reshape(())) != int(w_num.reshape(())) or not np.array_equal(det_classes, w_classes)
+            or not np.array_equal(det_indices, w_indices)):
         return False
     return all(np.all(np.abs(a.astype(np.float64) - e) <= TOLERANCE.atol + TOLERANCE.rtol * np.abs(e))
                for a, e in ((det_boxes, w_boxes), (det_scores, w_scores)))
@@ -153,11 +194,16 @@ def _describe(summary: AttachedSummary, options, label: str) -> str:
     cap = options.candidate_count(1 << 30)
     text = (f"{label}: kept sets equal greedy NMS over the top {cap} candidates on {summary.equal_top_k}/{summary.images} "
             f"images and over all pairs on {summary.equal_all_pairs}/{summary.images}; {summary.above_cap} image(s) had more "
-            f"than {cap} pairs above score_thr (most: {summary.most_above_score_thr}); longest suppression chain "
-            f"{summary.longest_chain} (iterations {options.iterations})")
+            f"than {cap} pairs above score_thr (most: {summary.most_above_score_thr}); flagged by the graph: "
+            f"{summary.not_converged} not converged, {summary.capped} with pairs capped; longest suppression chain "
+            f"{summary.longest_chain} (iterations {_iterations(options, cap)})")
     if summary.differing:
         text += f"; differing from greedy over all pairs: {', '.join(summary.differing[:8])}"
     return text
+
+
+def _iterations(options, cap: int) -> str:
+    return f"auto = {options.iteration_count(cap)}" if options.iterations == "auto" else str(options.iterations)
 
 
 def _exposing_detector_outputs(model: onnx.ModelProto, stamp: AttachStamp) -> onnx.ModelProto:

@@ -88,6 +88,24 @@ def test_options_are_stamped_and_verify_rebuilds_them(tmp_path, name, options):
     assert rows and all(row.passed for row in rows), [row.failures for row in rows]
 
 
+@pytest.mark.parametrize("name", ["cluster_nms", "rotated_cluster_nms"])
+def test_efficientnms_outputs_option_changes_the_outputs_and_verifies(tmp_path, name):
+    """``--option outputs=efficientnms``: TensorRT EfficientNMS's names and dtypes in the file, the entry and verify."""
+    sizes = ["--size", "boxes=200", "--size", "classes=5"] if name == "cluster_nms" else ["--size", "candidates=64"]
+    assert main(["export", name, "-o", str(tmp_path), *sizes, "--option", "outputs=efficientnms"]) == 0
+    model = onnx.load(str(tmp_path / f"{name}.onnx"))
+    types = {o.name: (onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type).name,
+                      [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in model.graph.output}
+    assert list(types) == ["num_detections", "detection_boxes", "detection_scores", "detection_classes",
+                           "detection_indices", "converged", "num_capped"]
+    batch = types["num_detections"][1][0]
+    assert types["num_detections"] == ("int32", [batch, 1]) and types["detection_classes"][0] == "int32"
+    entry = catalog.get(name).at(options={"outputs": "efficientnms"})
+    assert entry.output_names == list(types)
+    rows = verify(tmp_path / f"{name}.onnx")
+    assert rows and all(row.passed for row in rows), [row.failures for row in rows]
+
+
 def test_catalog_export_has_no_options_stamp(exported):
     assert METADATA_OPTIONS not in {p.key for p in onnx.load(str(exported("aligned_iou"))).metadata_props}
 

@@ -78,3 +78,51 @@ def test_shell_commands_run_in_order(tmp_path, monkeypatch, capsys):
         status = main(args)
         out, err = capsys.readouterr()
         assert status == 0, f"README.md:{line}: `exportloss {shlex.join(args)}` exited {status}\n{err or out[-2000:]}"
+
+
+class YOLOv8nStandIn:
+    """Builds ``yolov8n.onnx`` with ultralytics YOLOv8n's interface at ``imgsz=640``: input ``images [1, 3, 640, 640]``,
+    output ``output0 [1, 84, 8400]`` (``cx, cy, w, h`` in pixels on the stride 8/16/32 grids, 80 class scores)."""
+
+    @staticmethod
+    def save(path: Path) -> None:
+        import torch
+
+        class Head(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                generator = torch.Generator().manual_seed(8)
+                self.convs = torch.nn.ModuleList(torch.nn.Conv2d(3, 84, stride, stride=stride) for stride in (8, 16, 32))
+                with torch.no_grad():
+                    for parameter in self.parameters():
+                        parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
+
+            def forward(self, images):
+                outputs = []
+                for conv, stride in zip(self.convs, (8, 16, 32)):
+                    raw = conv(images)
+                    cells = raw.shape[-1]
+                    ys, xs = torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij")
+                    grid = torch.stack([xs, ys]).reshape(1, 2, -1).float()
+                    raw = raw.flatten(2)
+                    centre = (grid + 0.5 + torch.tanh(raw[:, 0:2])) * stride
+                    size = (1.0 + 4.0 * torch.sigmoid(raw[:, 2:4])) * stride
+                    outputs.append(torch.cat([centre, size, torch.sigmoid(raw[:, 4:] * 20 - 3)], dim=1))
+                return torch.cat(outputs, dim=2)  # [1, 84, 8400]
+
+        torch.onnx.export(Head().eval(), (torch.rand(1, 3, 640, 640),), str(path), dynamo=False, opset_version=19,
+                          input_names=["images"], output_names=["output0"])
+
+
+def test_yolov8_attach_block_runs_as_printed_on_a_stand_in(tmp_path, monkeypatch, capsys):
+    """The "Add NMS to your detector" command lines, as printed, on a test-built ``yolov8n.onnx`` (no downloads)."""
+    (code,) = [code for _, language, code, _ in BLOCKS if language == "sh" and "exportloss attach yolov8n.onnx" in code]
+    commands = [words[1:] for words in (shlex.split(text, comments=True) for text in code.splitlines())
+                if words[:1] == ["exportloss"]]
+    assert [args[0] for args in commands] == ["attach", "verify", "check-trt", "check-ort-cuda"]
+    monkeypatch.chdir(tmp_path)
+    YOLOv8nStandIn.save(tmp_path / "yolov8n.onnx")
+    for args in commands:
+        status = main(args)
+        out, err = capsys.readouterr()
+        assert status == 0, f"`exportloss {shlex.join(args)}` exited {status}\n{err or out[-2000:]}"
