@@ -39,9 +39,6 @@ class Target:
     limit: float
     note: str = ""
 
-    def describe(self) -> str:
-        return f"{self.ratio} <= {self.limit:.3g}"
-
 
 @dataclass(frozen=True)
 class BenchCase:

@@ -41,10 +41,6 @@ class Judgement:
     high: float
     verdict: str
 
-    @property
-    def target(self) -> str:
-        return Target(self.ratio, self.limit).describe()
-
 
 @dataclass
 class BenchRow:
