@@ -97,10 +97,12 @@ def short_table(rows, meta: dict) -> Table:
                   caption=f"measured: ratio of the medians ({report.INTERVAL}, bootstrap over paired rounds); "
                           "--wide shows every time and ratio",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column(report.SHORT_HEADERS[0], overflow="fold", min_width=8)
-    for header in report.SHORT_HEADERS[1:]:
-        table.add_column(header, no_wrap=True)
-    for cells in report.short_rows(rows):
+    body = report.short_rows(rows)
+    table.add_column(report.SHORT_HEADERS[0], overflow="fold", min_width=len(report.SHORT_HEADERS[0]))
+    for i, header in enumerate(report.SHORT_HEADERS[1:], 1):  # never narrower than its longest line
+        longest = max((len(line) for cells in body for line in cells[i].split("\n")), default=0)
+        table.add_column(header, no_wrap=True, min_width=max(len(header), longest))
+    for cells in body:
         verdicts = cells[-1].split("\n")
         cells[-1] = "\n".join(f"[{VERDICT_STYLES[v]}]{v}[/]" if v in VERDICT_STYLES else v for v in verdicts)
         table.add_row(*(escape(c) for c in cells[:-1]), cells[-1])
@@ -126,15 +128,9 @@ def print_results(rows, meta: dict, wide: bool = False, report_only: bool = Fals
 
     out = out or console
     if wide:
-        table = wide_table(rows)
-        natural = Measurement.get(out, out.options.update_width(1 << 16), table).maximum
-        saved, out.width = out.width, max(out.width, natural)  # print clamps a width to the console's
-        try:
-            out.print(table, crop=False)
-        finally:
-            out.width = saved
+        _print_uncut(out, wide_table(rows), natural=True)
     else:
-        out.print(short_table(rows, meta))
+        _print_uncut(out, short_table(rows, meta), natural=False)
     failed = any(row.failed for row in rows)
     out.print(escape(report.counts_line(rows)) + (" (--report-only: not failing)" if report_only and failed else ""))
     pending = report.undecided(rows)
@@ -142,6 +138,17 @@ def print_results(rows, meta: dict, wide: bool = False, report_only: bool = Fals
         out.print("Within noise, not failing; these rows need more rounds:")
         for line in pending:
             out.print(escape("  " + line), overflow="fold")
+
+
+def _print_uncut(out: Console, table: Table, natural: bool) -> None:
+    """``table`` at least as wide as it needs (its natural width with ``natural``, else its narrowest without
+    cutting a cell or header): where the terminal is narrower, it wraps the lines instead of rich cutting them."""
+    measured = Measurement.get(out, out.options.update_width(1 << 16), table)
+    saved, out.width = out.width, max(out.width, measured.maximum if natural else measured.minimum)
+    try:
+        out.print(table, crop=False)  # print clamps a width to the console's, hence the console's width above
+    finally:
+        out.width = saved
 
 
 def _run_bench(args: argparse.Namespace, bench, report):

@@ -238,6 +238,11 @@ def test_judged_table_fits_the_terminal_without_cutting_a_header_ratio_or_verdic
     assert "rows with targets: 1 PASS, 2 within noise, 1 FAIL" in text and "need more rounds" in text
 
 
+def test_a_terminal_too_narrow_for_the_judged_table_gets_it_uncut():
+    text = rendered(synthetic_rows(), 40)
+    assert "…" not in text and "net ns/pair ÷ 1000² ≤ 1.25   1.30 (1.10–1.60)   within noise" in text
+
+
 def test_wide_table_keeps_every_header_at_a_narrow_terminal():
     text = rendered(synthetic_rows(), 80, wide=True)
     assert "…" not in text
