@@ -9,13 +9,14 @@ Targets apply to the warm columns, the stricter comparison, except where an issu
 against the default one (said in ``Target.note``). A target is either one that held, with its interval,
 on both copy bandwidths it was checked on, or a bound with the reason in ``Target.note`` and the README.
 
-To add a benchmark, add its case in :func:`default_cases` (or a module's own list appended there): a
-graph, a size label, the input shapes, optionally an anchor, and its targets.
+Every catalog graph is benchmarked at its catalog shape without further ado. To give one a size, an
+anchor or targets of its own, add its :func:`make_case` in :func:`default_cases` (a family with many
+cases may keep a function of its own that returns them, called from there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import catalog
@@ -125,27 +126,34 @@ BOX_LOSS_BOUNDS = {
 BOX_LOSS_BOUNDS["diou"] = BOX_LOSS_BOUNDS["giou"]
 
 
+def make_case(graph: str, size: str, shapes: dict, anchor_fn: str = "", anchor=None, targets: Sequence[Target] = (),
+              eager_target: Target = NO_SLOWER_THAN_EAGER, **options) -> BenchCase:
+    """One case: ``anchor(getattr(torchvision.ops, anchor_fn))`` is its anchor where torchvision imports (its
+    targets against the anchor are dropped where it does not), and ``eager_target`` is added to ``targets``
+    unless the case only times onnxruntime (``scaling_only``); ``options`` are :class:`BenchCase` fields."""
+    ops = torchvision_ops()
+    available = ops is not None and anchor_fn
+    scaling_only = options.get("scaling_only", False)
+    return BenchCase(
+        graph=graph, size=size, shapes=shapes,
+        anchor=anchor(getattr(ops, anchor_fn)) if available and not scaling_only else None,
+        anchor_name=f"torchvision.ops.{anchor_fn}" if anchor_fn and not scaling_only else "",
+        targets=(*(() if scaling_only else (eager_target,)),
+                 *(t for t in targets if available or t.ratio not in (ANCHOR, ANCHOR_WARM))),
+        **options,
+    )
+
+
 def default_cases() -> list[BenchCase]:
     """The sizes and targets of the performance issues; every other catalog graph runs at its catalog shape.
 
     Every case carries ``ort/eager warm <= 1`` (no slower in onnxruntime than its own module in eager
     PyTorch) unless it names a bound instead.
     """
-    ops = torchvision_ops()
     cases: list[BenchCase] = []
 
-    def add(graph: str, size: str, shapes: dict, anchor_fn: str = "", anchor=None, targets=(),
-            eager_target: Target = NO_SLOWER_THAN_EAGER, **options) -> None:
-        available = ops is not None and anchor_fn
-        scaling_only = options.get("scaling_only", False)
-        cases.append(BenchCase(
-            graph=graph, size=size, shapes=shapes,
-            anchor=anchor(getattr(ops, anchor_fn)) if available and not scaling_only else None,
-            anchor_name=f"torchvision.ops.{anchor_fn}" if anchor_fn and not scaling_only else "",
-            targets=(*(() if scaling_only else (eager_target,)),
-                     *(t for t in targets if available or t.ratio not in (ANCHOR, ANCHOR_WARM))),
-            **options,
-        ))
+    def add(*args, **kwargs) -> None:
+        cases.append(make_case(*args, **kwargs))
 
     def unbatched(fn):  # the catalog's pairwise inputs are [1, N, 4]; torchvision takes [N, 4]
         return lambda b1, b2: fn(b1[0], b2[0])
