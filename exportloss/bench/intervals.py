@@ -32,7 +32,9 @@ Round = Mapping[str, Sequence[float]]
 """One round: each backend's timed calls, in seconds (the same number of calls for a backend in every round)."""
 
 RatioFn = Callable[[Mapping[str, np.ndarray]], np.ndarray]
-"""A ratio of backend medians, written with array arithmetic so that it evaluates all resamples at once."""
+"""A ratio of backend medians, written with array arithmetic so that it evaluates all resamples at once;
+NaN where it is undefined (a difference in its denominator that came out non-positive). An undefined
+value gives the interval (−inf, inf), within noise for any limit."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,15 @@ def bootstrap(rounds: Sequence[Round], ratio: RatioFn, resamples: int = RESAMPLE
     names = list(rounds[0])
     calls = {name: np.asarray([r[name] for r in rounds], dtype=float) for name in names}  # [rounds, calls]
     value = float(ratio({name: np.median(a) for name, a in calls.items()}))
+    if math.isnan(value):
+        return Estimate(value, -math.inf, math.inf)
     picks = np.random.default_rng(seed).integers(0, len(rounds), size=(resamples, len(rounds)))
     medians = {name: np.median(a[picks].reshape(resamples, -1), axis=1) for name, a in calls.items()}
-    low, high = np.quantile(np.asarray(ratio(medians), dtype=float), [(1 - confidence) / 2, (1 + confidence) / 2])
+    resampled = np.asarray(ratio(medians), dtype=float)
+    resampled[np.isnan(resampled)] = np.inf  # a resample where the ratio is undefined bounds nothing from above
+    # The nearest resamples outward (no interpolation, which an infinite resample would turn into NaN).
+    low = np.quantile(resampled, (1 - confidence) / 2, method="lower")
+    high = np.quantile(resampled, (1 + confidence) / 2, method="higher")
     return Estimate(value, min(float(low), value), max(float(high), value))
 
 
@@ -70,9 +78,9 @@ def verdict(estimate: Estimate, limit: float) -> str:
 
 def rounds_to_decide(estimate: Estimate, limit: float, rounds: int) -> int | None:
     """About how many rounds would shrink the interval off ``limit`` (its width falls as 1/√rounds);
-    ``None`` where the value sits on the limit and no number of rounds would tell."""
+    ``None`` where the value sits on the limit or the interval is unbounded, and no estimate can be made."""
     margin = abs(estimate.value - limit)
     half = (estimate.high - estimate.value) if estimate.value <= limit else (estimate.value - estimate.low)
-    if margin <= 1e-3 * abs(limit):
+    if not math.isfinite(half) or margin <= 1e-3 * abs(limit):
         return None
     return max(rounds + 1, math.ceil(rounds * (half / margin) ** 2 - 1e-9))

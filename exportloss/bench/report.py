@@ -120,8 +120,9 @@ def undecided(rows: Sequence[BenchRow]) -> list[str]:
                 continue
             needed = rounds_to_decide(row.estimate(j.ratio), j.limit, row.rounds_kept)
             if needed is None:
-                lines.append(f"{row.graph} {row.size}: {j.ratio} {row.estimate(j.ratio).text()} sits on its limit "
-                             f"{j.limit:.3g}; more rounds will not tell")
+                lines.append(f"{row.graph} {row.size}: {j.ratio} {row.estimate(j.ratio).text()} against "
+                             f"≤ {j.limit:.3g}: on the limit or unbounded, no estimate of the rounds that would tell "
+                             "(rerun it on a quiet machine)")
                 continue
             seconds = max(20, round(needed * _seconds_per_round(row) * 1.5))
             command = (f"exportloss bench {row.graph} --sizes {shlex.quote(row.size)} --rounds {needed} "

@@ -64,6 +64,12 @@ def test_ratio_functions_of_the_medians():
     assert fns[PER_PAIR](medians) == pytest.approx((48 / 16) / 2.5)
     assert fns[PER_PAIR_OVER_FLOOR](medians) == pytest.approx((32 / 16) / 2.0)
     assert fns[FLOOR](medians) == pytest.approx(3.0)
+    # At or below its floor the 1000² row has no net cost to divide by: undefined, so within noise, not huge.
+    at_floor = {**medians, "ort" + AT_BASE: 0.5e-3}
+    assert np.isnan(fns[PER_PAIR_OVER_FLOOR](at_floor))
+    undefined = intervals.bootstrap([{k: [v] for k, v in at_floor.items()}] * 3, fns[PER_PAIR_OVER_FLOOR])
+    assert (undefined.low, undefined.high) == (-np.inf, np.inf) and intervals.verdict(undefined, 1.25) == NOISE
+    assert intervals.rounds_to_decide(undefined, 1.25, 3) is None
 
 
 def rounds_of(ort, other, name="eager warm"):
@@ -83,6 +89,10 @@ def test_bootstrap_pairs_the_rounds():
     estimate = intervals.bootstrap(noisy, lambda m: m["ort"] / m["eager warm"])
     assert estimate.low < estimate.value < estimate.high and 0.35 < estimate.low and estimate.high < 0.7
     assert intervals.bootstrap(noisy, lambda m: m["ort"] / m["eager warm"]) == estimate
+    # Resamples in which the ratio is undefined leave the interval open above.
+    partly = intervals.bootstrap(rounds_of([1e-3] * 6, [2e-3] * 3 + [0.0] * 3), lambda m: np.where(
+        m["eager warm"] > 0, m["ort"] / np.where(m["eager warm"] > 0, m["eager warm"], 1.0), np.nan))
+    assert partly.value == 1.0 and partly.high == np.inf
     with pytest.raises(ValueError, match="no rounds"):
         intervals.bootstrap([], lambda m: m["ort"])
 
