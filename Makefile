@@ -51,7 +51,7 @@ $(BENCH_STAMP): pyproject.toml constraints-bench.txt
 	touch $(BENCH_STAMP)
 
 ## bench: ORT vs eager (default and warm allocator) vs reference vs torchvision, 2 threads, interleaved quiet rounds;
-## every ratio with a 90% interval; exits 1 only when a target FAILs (its whole interval misses), never for
+## every ratio with a 95% interval; exits 1 only when a target FAILs (its whole interval misses), never for
 ## `within noise` (about 15 minutes on a quiet 2-core machine). BENCH_ARGS adds arguments, e.g.
 ## make bench BENCH_ARGS="pairwise_ciou --sizes N=M=3000 --rounds 20"
 bench: $(BENCH_STAMP)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONFIDENCE = 0.90
+CONFIDENCE = 0.95
 RESAMPLES = 2000
 SEED = 0
 """Fixed, so that the same rounds always give the same interval (a run's JSON re-reports identically)."""
