@@ -85,7 +85,7 @@ def short_rows(rows: Sequence[BenchRow]) -> list[list[str]]:
     for row in rows:
         judged = row.verdicts
         cells.append([
-            f"{row.graph}\n{row.size}\n{rounds_text(row)} rounds",
+            f"{row.graph}\n{row.size}\n{row.rounds_kept}/{row.rounds_run} rounds" + ("" if row.quiet else ", busy"),
             "\n".join(target_text(j) for j in judged) or "reported only",
             "\n".join(row.estimate(j.ratio).text() for j in judged) or "—",
             "\n".join(j.verdict for j in judged) or "—",
