@@ -118,6 +118,7 @@ def ratio_functions(case: BenchCase, names: Sequence[str], read_s: float, base_r
     if base is not None:
         pairs, base_pairs = case.pairs, pair_count(base)
         fns[PER_PAIR] = lambda m: (m["ort"] / pairs) / (m["ort" + AT_BASE] / base_pairs)
+
         def net_per_pair(m):
             base_net = np.asarray(m["ort" + AT_BASE] - base_read_s - m["fresh" + AT_BASE], dtype=float)
             safe = np.where(base_net > 0, base_net, np.nan)  # at or below its floor: undefined, not huge

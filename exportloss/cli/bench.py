@@ -113,7 +113,7 @@ def wide_table(rows) -> Table:
     from ..bench import report
 
     table = Table(title="exportloss bench: medians ± half the IQR; ratios of the medians with their "
-                        f"{report.INTERVAL}", box=box.SIMPLE_HEAD)
+                        f"{report.INTERVAL}", box=box.SIMPLE_HEAD, title_justify="left")
     for header in report.HEADERS:
         table.add_column(header, no_wrap=True)
     for cells in report.summary_rows(rows):
