@@ -105,9 +105,11 @@ def counts_line(rows: Sequence[BenchRow]) -> str:
 
 
 def _seconds_per_round(row: BenchRow) -> float:
+    """A typical round: each backend's pause, untimed call and timed calls at its median over the kept rounds."""
     if not row.rounds:
         return 1.0
-    return sum((len(calls) + 1) * statistics.median(calls) + PAUSE_S for calls in row.rounds[0].values())
+    calls = {name: [s for r in row.rounds for s in r[name]] for name in row.rounds[0]}
+    return sum((len(row.rounds[0][name]) + 1) * statistics.median(seconds) + PAUSE_S for name, seconds in calls.items())
 
 
 def undecided(rows: Sequence[BenchRow]) -> list[str]:
