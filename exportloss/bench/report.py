@@ -39,6 +39,9 @@ README_END = "<!-- bench-results:end -->"
 
 INTERVAL = f"{CONFIDENCE:.0%} interval"
 
+MAX_SUGGESTED_ROUNDS = 200
+"""Beyond this many rounds a row within noise is reported as sitting on its limit, with no command."""
+
 
 def _ms(row: BenchRow, name: str) -> str:
     t = row.timings.get(name)
@@ -121,10 +124,10 @@ def undecided(rows: Sequence[BenchRow]) -> list[str]:
             if j.verdict != NOISE:
                 continue
             needed = rounds_to_decide(row.estimate(j.ratio), j.limit, row.rounds_kept)
-            if needed is None:
+            if needed is None or needed > MAX_SUGGESTED_ROUNDS:
                 lines.append(f"{row.graph} {row.size}: {j.ratio} {row.estimate(j.ratio).text()} against "
-                             f"≤ {j.limit:.3g}: on the limit or unbounded, no estimate of the rounds that would tell "
-                             "(rerun it on a quiet machine)")
+                             f"≤ {j.limit:.3g}: on the limit or unbounded, more than {MAX_SUGGESTED_ROUNDS} rounds "
+                             "would be needed (rerun it on a quiet machine)")
                 continue
             seconds = max(20, round(needed * _seconds_per_round(row) * 1.5))
             command = (f"exportloss bench {row.graph} --sizes {shlex.quote(row.size)} --rounds {needed} "
