@@ -12,15 +12,19 @@ interleaved rounds behind a quiet-machine gate (:mod:`.timing`):
 (e) for memory-bound cases the output floor: ``fill`` (writing the outputs into preallocated buffers)
     and ``fresh`` (allocating and writing them), plus the inputs read at a bandwidth measured in the run.
 
-Rows (:mod:`.runner`) carry medians with interquartile ranges, ratios, ns/pair for the pairwise graphs,
-the rounds kept by the gate, and target verdicts; :mod:`.report` writes tables, JSON and the README
-block, and :mod:`.cuda` is the GPU variant (``exportloss bench --device cuda``).
+Rows (:mod:`.runner`) carry medians with interquartile ranges, ratios with intervals from the paired
+rounds (:mod:`.intervals`), ns/pair for the pairwise graphs, the rounds kept by the gate, and a verdict
+per target: ``PASS``, ``FAIL`` or ``within noise``; rows within noise get more rounds, up to the time
+limit. :mod:`.report` writes tables, JSON and the README block, and :mod:`.cuda` is the GPU variant
+(``exportloss bench --device cuda``).
 """
 
 from .cases import BenchCase, Target, default_cases
+from .intervals import FAIL, NOISE, PASS, Estimate, bootstrap, verdict
 from .report import HEADERS, markdown, summary_rows, to_json, update_readme
-from .runner import BenchRow, run, run_case, select_cases
+from .runner import BenchRow, Judgement, run, run_case, select_cases
 from .timing import measure_bandwidth
 
-__all__ = ["HEADERS", "BenchCase", "BenchRow", "Target", "default_cases", "markdown", "measure_bandwidth", "run",
-           "run_case", "select_cases", "summary_rows", "to_json", "update_readme"]
+__all__ = ["FAIL", "HEADERS", "NOISE", "PASS", "BenchCase", "BenchRow", "Estimate", "Judgement", "Target", "bootstrap",
+           "default_cases", "markdown", "measure_bandwidth", "run", "run_case", "select_cases", "summary_rows", "to_json",
+           "update_readme", "verdict"]

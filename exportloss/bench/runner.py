@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
+from .. import catalog
 from ..export import export_graph, to_torch
 from ..onnx_graph import model_nodes
-from .cases import SCALING, BenchCase, Target, default_cases
+from .cases import ANCHOR, ANCHOR_WARM, EAGER, EAGER_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, BenchCase, Target, \
+    default_cases, pair_count
+from .intervals import FAIL, NOISE, PASS, Estimate, RatioFn, bootstrap, verdict
 from .timing import (QUIET_SHARE, Backend, Timing, burst_calls, floor_backends, interleaved, local_backend,
                      measure_bandwidth, peak_memory_mib, torch_threads)
 from .warm import WARM, WarmWorker
 
 REFERENCE_LIMIT_S = 0.5
 """The float64 reference is timed only where one call takes less (it is a pure-Python loop on large inputs)."""
+
+AT_BASE = " at 1000²"
+"""Suffix of the backends that time the same graph at N = M = 1000 beside a pairwise row (``ort at 1000²``)."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One target's verdict: the ratio, its interval and :data:`~.intervals.PASS`, ``FAIL`` or ``within noise``."""
+
+    ratio: str
+    limit: float
+    value: float
+    low: float
+    high: float
+    verdict: str
 
 
 @dataclass
@@ -34,52 +54,112 @@ class BenchRow:
     pairs: int | None = None
     floor_ms: float | None = None
     ratios: dict[str, float] = field(default_factory=dict)
-    verdicts: list[tuple[str, bool]] = field(default_factory=list)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Each ratio's interval (:mod:`.intervals`) from the kept rounds."""
+    verdicts: list[Judgement] = field(default_factory=list)
     rounds_kept: int = 0
     rounds_run: int = 0
     quiet: bool = True
     others_share: float | None = None
+    rounds: list[dict[str, list[float]]] = field(default_factory=list)
+    """The kept rounds' timed calls in seconds, per backend: the samples of every interval."""
 
     @property
-    def passed(self) -> bool:
-        return all(ok for _, ok in self.verdicts)
+    def status(self) -> str:
+        """``FAIL`` if a target failed, else ``within noise`` if one could not be told, else ``PASS``; ``""``
+        without targets."""
+        found = {j.verdict for j in self.verdicts}
+        return next((v for v in (FAIL, NOISE, PASS) if v in found), "")
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
 
     @property
     def ns_per_pair(self) -> float | None:
         return None if self.pairs is None else self.timings["ort"].median_ms * 1e6 / self.pairs
 
+    def estimate(self, ratio: str) -> Estimate:
+        return Estimate(self.ratios[ratio], *self.intervals[ratio])
+
     @classmethod
     def from_dict(cls, record: dict) -> "BenchRow":
+        """The row :func:`dataclasses.asdict` wrote; ``TypeError``/``KeyError``/``ValueError`` on anything else."""
         names = {f.name for f in dataclasses.fields(cls)}
         row = cls(**{k: v for k, v in record.items() if k in names})
         row.timings = {k: Timing(**v) for k, v in row.timings.items()}
-        row.verdicts = [tuple(v) for v in row.verdicts]
+        row.intervals = {k: (float(low), float(high)) for k, (low, high) in row.intervals.items()}
+        row.verdicts = [Judgement(**v) for v in row.verdicts]
+        if set(row.intervals) != set(row.ratios) or any(j.verdict not in (PASS, FAIL, NOISE) for j in row.verdicts):
+            raise ValueError(f"row {row.graph} {row.size}: ratios without intervals or an unknown verdict")
         return row
 
 
 def judge(row: BenchRow, targets: Sequence[Target]) -> None:
-    """Verdicts of the targets whose ratio the row has (a ratio another row supplies may come later)."""
-    row.verdicts = [(t.describe(), row.ratios[t.ratio] <= t.limit) for t in targets if t.ratio in row.ratios]
+    """Verdicts of the targets whose ratio the row has, from each ratio's interval."""
+    row.verdicts = [Judgement(t.ratio, t.limit, row.ratios[t.ratio], *row.intervals[t.ratio],
+                              verdict(row.estimate(t.ratio), t.limit))
+                    for t in targets if t.ratio in row.ratios]
+
+
+def ratio_functions(case: BenchCase, names: Sequence[str], read_s: float, base_read_s: float = 0.0) -> dict[str, RatioFn]:
+    """Every ratio the row reports, as a function of the backends' medians (seconds), for :func:`.intervals.bootstrap`.
+
+    ``read_s``: the inputs read at the run's copy bandwidth, part of the output floor; ``base_read_s`` likewise
+    for the N = M = 1000 graph beside a pairwise row.
+    """
+    fns: dict[str, RatioFn] = {}
+    for ratio, name in ((EAGER, "eager"), (EAGER_WARM, "eager" + WARM), (ANCHOR, "anchor"), (ANCHOR_WARM, "anchor" + WARM)):
+        if name in names:
+            fns[ratio] = lambda m, name=name: m["ort"] / m[name]
+    if "fresh" in names:
+        fns[FLOOR] = lambda m: m["ort"] / (read_s + m["fresh"])
+    base = case.base_entry()
+    if base is not None:
+        pairs, base_pairs = case.pairs, pair_count(base)
+        fns[PER_PAIR] = lambda m: (m["ort"] / pairs) / (m["ort" + AT_BASE] / base_pairs)
+
+        def net_per_pair(m):
+            base_net = np.asarray(m["ort" + AT_BASE] - base_read_s - m["fresh" + AT_BASE], dtype=float)
+            safe = np.where(base_net > 0, base_net, np.nan)  # at or below its floor: undefined, not huge
+            return ((m["ort"] - read_s - m["fresh"]) / pairs) / (safe / base_pairs)
+
+        fns[PER_PAIR_OVER_FLOOR] = net_per_pair
+    return fns
+
+
+def _export(entry: catalog.GraphEntry, workdir: Path) -> Path:
+    """The entry exported into its own folder of ``workdir`` (one per graph and shapes), exported once per run."""
+    key = hashlib.sha1(repr((entry.name, sorted(entry.shapes().items()), sorted(entry.sizes.items()))).encode())
+    path = workdir / key.hexdigest()[:12] / f"{entry.name}.onnx"
+    return path if path.exists() else export_graph(entry, path.parent).path
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _input_bytes(inputs: dict) -> int:
+    return sum(a.nbytes for a in inputs.values())
 
 
 def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min_rounds: int = 5,
-             time_limit_s: float = 12.0, quiet_share: float = QUIET_SHARE, warm: bool = True) -> BenchRow:
-    import onnxruntime as ort
-
+             time_limit_s: float = 20.0, quiet_share: float = QUIET_SHARE, warm: bool = True) -> BenchRow:
     entry = case.entry()
-    path = export_graph(entry, workdir).path
+    path = _export(entry, workdir)
     nodes = sum(1 for _ in model_nodes(onnx.load(str(path))))
     inputs = entry.example_inputs()
     tensors = to_torch(inputs)
     args = [tensors[spec.name] for spec in entry.inputs]
     args64 = [a.double() if a.is_floating_point() else a for a in args]
     module = entry.build().eval()
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = _session(path, threads)
 
     fns: dict[str, Callable[[], object]] = {"ort": lambda: session.run(None, inputs)}
     if not case.scaling_only:
@@ -89,6 +169,14 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
         if case.anchor is not None:
             fns["anchor"] = lambda: case.anchor(*args)
     outputs = session.run(None, inputs)
+    base = case.base_entry()
+    base_read_s = 0.0
+    if base is not None:
+        base_inputs = base.example_inputs()
+        base_session = _session(_export(base, workdir), threads)
+        fns["ort" + AT_BASE] = lambda: base_session.run(None, base_inputs)
+        base_outputs = base_session.run(None, base_inputs)
+        base_read_s = _input_bytes(base_inputs) / bandwidth
 
     worker = WarmWorker(case.graph, case.size, case.shapes, threads) if warm and not case.scaling_only else None
     try:
@@ -104,40 +192,39 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
             backends: list[Backend] = [local_backend(name, fn) for name, fn in fns.items()]
             if case.memory_bound:
                 backends += floor_backends([o.size for o in outputs])
+            if base is not None:
+                backends += floor_backends([o.size for o in base_outputs], AT_BASE)
             if worker is not None:
                 backends += worker.backends()
                 first |= {name + WARM: s for name, s in worker.first_calls.items()}
             calls = {b.name: burst_calls(first.get(b.name, 0.0)) for b in backends}
-            measured = interleaved(backends, calls, min_rounds, time_limit_s, quiet_share)
+            read_s = _input_bytes(inputs) / bandwidth
+            ratios = ratio_functions(case, [b.name for b in backends], read_s, base_read_s)
+            judged = [(ratios[t.ratio], t.limit) for t in case.targets if t.ratio in ratios]
+
+            def undecided(rounds) -> bool:
+                return any(verdict(bootstrap(rounds, fn), limit) == NOISE for fn, limit in judged)
+
+            measured = interleaved(backends, calls, min_rounds, time_limit_s, quiet_share, undecided)
     finally:
         if worker is not None:
             worker.close()
 
-    timings = measured.timings
-    row = BenchRow(case.graph, case.size, nodes, {k: v for k, v in timings.items() if k not in ("fill", "fresh")},
-                   peaks, case.anchor_name, case.pairs, rounds_kept=measured.rounds_kept, rounds_run=measured.rounds_run,
-                   quiet=measured.quiet, others_share=measured.others_share)
-    ort_ms = timings["ort"].median_ms
-    for name in ("eager", "eager" + WARM, "anchor", "anchor" + WARM):
-        if name in timings:
-            row.ratios[f"ort/{name}"] = ort_ms / timings[name].median_ms
+    timings = dict(measured.timings)
+    for part in ("fill", "fresh"):
+        if part in timings:
+            timings["floor " + part] = timings.pop(part)
+    row = BenchRow(case.graph, case.size, nodes, timings, peaks, case.anchor_name, case.pairs,
+                   rounds_kept=measured.rounds_kept, rounds_run=measured.rounds_run, quiet=measured.quiet,
+                   others_share=measured.others_share, rounds=measured.rounds)
     if case.memory_bound:
-        read_ms = sum(a.nbytes for a in inputs.values()) / bandwidth * 1e3
-        row.timings["floor fill"] = timings["fill"]
-        row.timings["floor fresh"] = timings["fresh"]
-        row.floor_ms = read_ms + timings["fresh"].median_ms
-        row.ratios["ort/floor"] = ort_ms / row.floor_ms
+        row.floor_ms = read_s * 1e3 + timings["floor fresh"].median_ms
+    for ratio, fn in ratios.items():
+        estimate = bootstrap(measured.rounds, fn)
+        row.ratios[ratio] = estimate.value
+        row.intervals[ratio] = (estimate.low, estimate.high)
     judge(row, case.targets)
     return row
-
-
-def add_scaling_ratios(rows: Sequence[BenchRow], cases: Sequence[BenchCase]) -> None:
-    """``ns/pair ÷ N=M=1000`` for every pairwise row, against the same graph's N = M = 1000 row, and its verdict."""
-    base = {row.graph: row.ns_per_pair for row in rows if row.size == "N=M=1000" and row.pairs}
-    for row, case in zip(rows, cases):
-        if row.pairs and row.graph in base:
-            row.ratios[SCALING.ratio] = row.ns_per_pair / base[row.graph]
-            judge(row, case.targets)
 
 
 def select_cases(names: Sequence[str] = (), sizes: Sequence[str] = ()) -> list[BenchCase]:
@@ -168,7 +255,6 @@ def run(names: Sequence[str] = (), sizes: Sequence[str] = (), threads: int = 2,
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             rows.append(run_case(case, threads, bandwidth, Path(tmp), **options))
-            add_scaling_ratios(rows, cases)
             if on_row:
                 on_row(rows[-1])
     return rows, bandwidth

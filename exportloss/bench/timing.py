@@ -5,12 +5,14 @@ backend left behind: caches, page faults, another runtime's worker threads still
 ``calls`` timed calls. A *round* runs every backend's burst once, in an order that rotates from round to
 round, with a pause of :data:`PAUSE_S` before each burst: onnxruntime's intra-op workers keep spinning
 for 25-30 ms after a run returns, which would otherwise be charged to whichever backend runs next.
+The rounds are the paired samples from which :mod:`.intervals` draws each ratio's interval.
 
 The quiet gate reads ``/proc/stat`` (all CPUs) and ``/proc/PID/stat`` (the bench's own processes)
 around each round. The share of the machine's CPU time that *other* processes used during the round
 is recorded; a round above ``quiet_share`` is discarded and run again, until ``min_rounds`` quiet rounds
 are kept or ``time_limit_s`` has passed. Then the quietest rounds are kept and the measurement says
-that the gate was not met.
+that the gate was not met. While the caller's ``undecided`` says that the kept rounds cannot yet tell
+a verdict (an interval straddles its target), more rounds are drawn, up to the same time limit.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Measurement:
     """True when ``rounds_kept`` quiet rounds were found within the time limit."""
     others_share: float | None
     """Largest share of CPU time other processes used in a kept round (``None`` without ``/proc``)."""
+    rounds: list[dict[str, list[float]]]
+    """The kept rounds: each backend's timed calls, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -121,17 +125,25 @@ def others_share(before: CpuSample | None, after: CpuSample | None) -> float | N
     return max(others, 0) / (after.total - before.total)
 
 
-def interleaved(backends: Sequence[Backend], calls: dict[str, int], min_rounds: int = 5, time_limit_s: float = 12.0,
-                quiet_share: float = QUIET_SHARE) -> Measurement:
-    """Rounds of bursts as in the module docstring; timings from the quiet rounds kept."""
+def interleaved(backends: Sequence[Backend], calls: dict[str, int], min_rounds: int = 5, time_limit_s: float = 20.0,
+                quiet_share: float = QUIET_SHARE,
+                undecided: Callable[[list[dict[str, list[float]]]], bool] | None = None) -> Measurement:
+    """Rounds of bursts as in the module docstring; timings from the quiet rounds kept.
+
+    At least ``min_rounds`` rounds run whatever the time limit; within it, rounds go on until
+    ``min_rounds`` are quiet and ``undecided(quiet rounds)`` (when given) is false.
+    """
     rounds: list[tuple[float | None, dict[str, list[float]]]] = []
     pids = [b.pid for b in backends]
     start = time.perf_counter()
 
-    def quiet_rounds() -> int:
-        return sum(1 for share, _ in rounds if share is None or share <= quiet_share)
+    def quiet_rounds() -> list[dict[str, list[float]]]:
+        return [samples for share, samples in rounds if share is None or share <= quiet_share]
 
-    while quiet_rounds() < min_rounds and (len(rounds) < min_rounds or time.perf_counter() - start < time_limit_s):
+    while len(rounds) < min_rounds or time.perf_counter() - start < time_limit_s:
+        quiet = quiet_rounds()
+        if len(quiet) >= min_rounds and (undecided is None or not undecided(quiet)):
+            break
         shift = len(rounds) % len(backends)
         before = cpu_sample(pids)
         samples = {}
@@ -144,7 +156,8 @@ def interleaved(backends: Sequence[Backend], calls: dict[str, int], min_rounds: 
     kept = quiet if len(quiet) >= min_rounds else sorted(rounds, key=lambda r: r[0] or 0.0)[:min_rounds]
     timings = {b.name: Timing.of([s for _, samples in kept for s in samples[b.name]]) for b in backends}
     shares = [share for share, _ in kept if share is not None]
-    return Measurement(timings, len(kept), len(rounds), len(quiet) >= min_rounds, max(shares) if shares else None)
+    return Measurement(timings, len(kept), len(rounds), len(quiet) >= min_rounds, max(shares) if shares else None,
+                       [samples for _, samples in kept])
 
 
 def measure_bandwidth(threads: int, nbytes: int = 256 * MiB, repeats: int = 5) -> float:
@@ -160,11 +173,11 @@ def measure_bandwidth(threads: int, nbytes: int = 256 * MiB, repeats: int = 5) -
     return 2 * nbytes / best
 
 
-def floor_backends(output_elements: Sequence[int]) -> list[Backend]:
+def floor_backends(output_elements: Sequence[int], suffix: str = "") -> list[Backend]:
     """The two parts of the output floor every implementation pays, timed like any other backend:
     ``fill``, writing the outputs once into preallocated buffers, and ``fresh``, allocating them anew
     and writing them (the fresh allocation costs ``fresh - fill``: page faults where the allocator maps
-    new memory)."""
+    new memory). ``suffix`` follows both names (the floor of a second graph timed in the same rounds)."""
     buffers = [torch.empty(n, dtype=torch.float32) for n in output_elements]
 
     def fill() -> None:
@@ -175,7 +188,7 @@ def floor_backends(output_elements: Sequence[int]) -> list[Backend]:
         for n in output_elements:
             torch.empty(n, dtype=torch.float32).fill_(1.0)
 
-    return [local_backend("fill", fill), local_backend("fresh", fresh)]
+    return [local_backend("fill" + suffix, fill), local_backend("fresh" + suffix, fresh)]
 
 
 @contextlib.contextmanager
