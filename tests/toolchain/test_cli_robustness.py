@@ -6,7 +6,6 @@ Exit statuses (README, "Exit codes"): 0 success, 1 a failed check, 2 bad usage o
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import onnx
