@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from ..ops.checks import check_boxes, check_label_tensor
+from ..ops.options import DEFAULT
 from .options import (COCO_AREA_NAMES, COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_MAX_DETS, COCO_REC_THRESHOLDS,
                       CocoMatchOptions)
 
@@ -73,9 +74,9 @@ def coco_match(
     gt_categories: torch.Tensor,
     gt_crowd: torch.Tensor,
     gt_areas: torch.Tensor,
-    box_format: str = "xywh",
-    max_dets: int = 100,
-    rounds: int | None = None,
+    box_format: str = DEFAULT,
+    max_dets: int = DEFAULT,
+    rounds: int | None = DEFAULT,
     *,
     options: CocoMatchOptions | None = None,
 ) -> CocoMatches:
@@ -89,8 +90,8 @@ def coco_match(
         gt_categories: ``[B, G]`` int64 category ids, ``-1`` for padding.
         gt_crowd: ``[B, G]`` bool ``iscrowd``.
         gt_areas: ``[B, G]`` the annotations' ``area`` (not the box's), which decides the area ranges.
-        box_format: ``"xywh"`` or ``"xyxy"``.
-        max_dets: detections per (image, category) that enter matching.
+        box_format: ``"xywh"`` (default) or ``"xyxy"``.
+        max_dets: detections per (image, category) that enter matching (default 100).
         rounds: settling rounds (``None``: :data:`~exportloss.detection.options.DEFAULT_COCO_ROUNDS`).
         options: a prepared :class:`~exportloss.detection.options.CocoMatchOptions` instead of the keywords.
 
