@@ -164,7 +164,7 @@ def _first_calls(fns: dict[str, Callable[[], object]]) -> dict[str, float]:
 
 def _measure(case: BenchCase, backends: list[Backend], first: dict[str, float], ratios: dict[str, RatioFn],
              min_rounds: int, time_limit_s: float, quiet_share: float) -> Measurement:
-    """Interleaved rounds of ``backends`` (more while a target is within noise), their timings and each ratio's estimate."""
+    """Interleaved rounds of ``backends``, more while a target of ``case`` is within noise."""
     calls = {b.name: burst_calls(first.get(b.name, 0.0)) for b in backends}
     judged = [(ratios[t.ratio], t.limit) for t in case.targets if t.ratio in ratios]
 

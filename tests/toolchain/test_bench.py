@@ -380,3 +380,20 @@ def test_evaluate_row_against_both_coco_anchors(tmp_path):
     assert {"ort", "reference"} <= set(row.timings) and {"ort/ref"} <= {j.ratio for j in row.verdicts}
     assert ("anchor" in row.timings) == ("ort/anchor" in row.ratios)
     assert set(images_per_second(row)) == set(row.timings)
+
+
+def test_attached_nms_rows_anchor_keeps_what_the_graph_keeps():
+    # The anchor does the attached graph's work (best class, top candidates, threshold, greedy NMS, first 100):
+    # on the row's kind of inputs both keep the same boxes, so the ratio compares equal work.
+    tv = pytest.importorskip("torchvision.ops")
+    from exportloss.bench.cases import _best_class_nms_anchor
+    from exportloss.export import to_torch
+
+    case = find_case("cluster_nms_best_class", "N=2100, 80 classes")
+    assert case.anchor_name == "torchvision.ops.batched_nms" and case.sizes == {"candidates": 1000}
+    entry = dataclasses.replace(case, shapes={"boxes": (1, 300, 4), "scores": (1, 300, 80)}, sizes={"candidates": 100}).entry()
+    tensors = to_torch(entry.example_inputs())
+    args = [tensors[spec.name] for spec in entry.inputs]
+    num_dets, _, _, _, indices, converged, _ = entry.build().eval()(*args)
+    (_, _, _, kept), = _best_class_nms_anchor(tv.batched_nms, candidates=100)(*args)
+    assert bool(converged[0]) and sorted(indices[0, :int(num_dets[0])].tolist()) == sorted(kept.tolist())
