@@ -52,7 +52,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml constraints-bench.txt
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints-bench.txt -e '.[export]' torchvision
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints-bench.txt -e '.[export]' torchvision pycocotools faster-coco-eval
 	touch $(BENCH_STAMP)
 
 ## bench: ORT vs eager (default and warm allocator) vs reference vs torchvision, 2 threads, interleaved quiet rounds;

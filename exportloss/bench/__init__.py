@@ -12,6 +12,9 @@ interleaved rounds behind a quiet-machine gate (:mod:`.timing`):
 (e) for memory-bound cases the output floor: ``fill`` (writing the outputs into preallocated buffers)
     and ``fresh`` (allocating and writing them), plus the inputs read at a bandwidth measured in the run.
 
+A case may instead bring its own backends (:attr:`.cases.BenchCase.backends`): the ``evaluate`` row times
+``exportloss evaluate`` against faster-coco-eval (``anchor``) and pycocotools (``reference``), :mod:`.coco`.
+
 Rows (:mod:`.runner`) carry medians with interquartile ranges, ratios with intervals from the paired
 rounds (:mod:`.intervals`), ns/pair for the pairwise graphs, the rounds kept by the gate, and a verdict
 per target: ``PASS``, ``FAIL`` or ``within noise``; rows within noise get more rounds, up to the time

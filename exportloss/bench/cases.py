@@ -20,10 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import catalog
+from ..detection.options import DEFAULT_CANDIDATES
 
 EAGER, EAGER_WARM, ANCHOR, ANCHOR_WARM, FLOOR = "ort/eager", "ort/eager warm", "ort/anchor", "ort/anchor warm", "ort/floor"
 PER_PAIR, PER_PAIR_OVER_FLOOR = "ns/pair ÷ 1000²", "net ns/pair ÷ 1000²"
-RATIOS = (EAGER, EAGER_WARM, ANCHOR, ANCHOR_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR)
+REFERENCE = "ort/ref"
+"""``ort`` against the ``reference`` backend, for the cases timed without the catalog (:attr:`BenchCase.backends`),
+whose reference is a second anchor (pycocotools beside faster-coco-eval)."""
+RATIOS = (EAGER, EAGER_WARM, ANCHOR, ANCHOR_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, REFERENCE)
 SCALING_BASE = 1000
 """N = M of the pairwise row every other pairwise size is compared with, per pair, in the same rounds."""
 
@@ -61,6 +65,10 @@ class BenchCase:
     scaling_base: dict[str, tuple[int, ...]] | None = None
     """Shapes of the same graph at N = M = :data:`SCALING_BASE`, timed in onnxruntime (with its output floor)
     in the same rounds, for the per-pair ratios; ``None`` outside the pairwise rows off that size."""
+    backends: Callable[[int], tuple[dict[str, tuple[Callable, Callable | None]], dict[str, str]]] | None = None
+    """A case timed without the catalog (``exportloss evaluate``): called with the thread count, it returns
+    ``({role: (fn, prepare)}, {role: why it is missing})`` for the roles ``ort``, ``anchor`` and ``reference``;
+    each call is ``fn(prepare())`` with only ``fn`` timed (``prepare`` may be ``None``: ``fn()``)."""
 
     @property
     def pairs(self) -> int | None:
@@ -124,6 +132,13 @@ BOX_LOSS_BOUNDS = {
                    "measured 1.29 with the Where reflection, 0.88-0.92 in two quiet runs since; see the README's 'what bounds'"),
 }
 BOX_LOSS_BOUNDS["diou"] = BOX_LOSS_BOUNDS["giou"]
+
+DETECTOR_BOXES = (2100, 8400)
+"""Boxes of a YOLOv8/YOLO11 head at 320² and 640² (issue 20's attached-NMS rows)."""
+ATTACHED_NMS_ANCHOR = Target(
+    ANCHOR_WARM, 30.0, "every one of the K² = 10⁶ candidate pairs in about 30 passes (the overlap and 16 Cluster-NMS "
+    "iterations) against greedy NMS's kept × K overlaps in scalar C++ (28 kept of 1000 at N = 2100): measured 17-20 "
+    "on a busy machine; see the README's 'what bounds'")
 
 
 def make_case(graph: str, size: str, shapes: dict, anchor_fn: str = "", anchor=None, targets: Sequence[Target] = (),
@@ -206,6 +221,14 @@ def default_cases() -> list[BenchCase]:
     add("center_loss", "4096x512, 1000 classes", {}, sizes={"batch": 4096, "dim": 512, "classes": 1000},
         eager_target=Target(EAGER_WARM, 1.5, "counting classes needs a [B, C] compare and bool-to-float Cast"))
 
+    for boxes in DETECTOR_BOXES:  # at the candidate cap exportloss attach writes by default
+        add("cluster_nms_best_class", f"N={boxes}, 80 classes", {"boxes": (1, boxes, 4), "scores": (1, boxes, 80)},
+            "batched_nms", _best_class_nms_anchor, (ATTACHED_NMS_ANCHOR,), sizes={"candidates": DEFAULT_CANDIDATES})
+
+    from .coco import coco_case  # noqa: PLC0415 - coco imports this module's Target and ratio names
+
+    cases.append(coco_case())
+
     for graph in ("cluster_nms", "fast_nms"):
         # Reported against greedy NMS, without a target: the gap is explained in the README.
         add(graph, "B=2, N=1000, 80 classes", {}, "batched_nms", _greedy_nms_anchor)
@@ -227,6 +250,26 @@ def find_case(graph: str, size: str) -> BenchCase:
         if case.graph == graph and case.size == size:
             return case
     raise LookupError(f"no benchmark case {graph} {size}")
+
+
+def _best_class_nms_anchor(batched_nms, candidates: int = DEFAULT_CANDIDATES, score_thr: float = 0.05,
+                           iou_thr: float = 0.5, max_det: int = 100):
+    """torchvision's greedy C++ NMS as ultralytics runs it on a ``[B, N, C]`` head, on the candidates the attached
+    graph sees: each box's best class, its top ``candidates`` boxes, the score threshold, ``batched_nms`` (per-class
+    offsets), the first ``max_det``."""
+
+    def run(boxes, scores):
+        detections = []
+        for image_boxes, image_scores in zip(boxes, scores):
+            best, classes = image_scores.max(-1)
+            top, index = best.topk(min(candidates, len(best)))
+            above = top > score_thr
+            top, index = top[above], index[above]
+            keep = batched_nms(image_boxes[index], top, classes[index], iou_thr)[:max_det]
+            detections.append((image_boxes[index[keep]], top[keep], classes[index[keep]], index[keep]))
+        return detections
+
+    return run
 
 
 def _greedy_nms_anchor(batched_nms, candidates: int = 1000, score_thr: float = 0.05, iou_thr: float = 0.5,

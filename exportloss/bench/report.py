@@ -15,8 +15,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from .cases import ANCHOR, ANCHOR_WARM, EAGER, EAGER_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, SCALING_SIZES, \
-    BANDWIDTHS_CHECKED
+from .cases import ANCHOR, ANCHOR_WARM, EAGER, EAGER_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, REFERENCE, \
+    SCALING_SIZES, BANDWIDTHS_CHECKED
 from .intervals import CONFIDENCE, FAIL, NOISE, PASS, rounds_to_decide
 from .runner import BenchRow, Judgement
 from .timing import PAUSE_S
@@ -26,7 +26,7 @@ FORMAT = "exportloss-bench/2"
 """The ``format`` of the JSON a run writes; :func:`from_json` reads no other."""
 
 TIMES = ["ort ms", "ns/pair", "eager ms", "eager warm", "anchor ms", "anchor warm", "ref ms"]
-FULL_RATIOS = [EAGER, EAGER_WARM, ANCHOR, ANCHOR_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR]
+FULL_RATIOS = [EAGER, EAGER_WARM, ANCHOR, ANCHOR_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, REFERENCE]
 HEADERS = ["graph", "size", "nodes", *TIMES, "floor ms", *FULL_RATIOS, "rounds", "verdict"]
 """The full table: times are medians ± half the interquartile range in percent of the median; ratios are
 the ratio of the medians with its interval."""

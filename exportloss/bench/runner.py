@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import tempfile
 import time
@@ -17,10 +18,10 @@ import torch
 from .. import catalog
 from ..export import export_graph, to_torch
 from ..onnx_graph import model_nodes
-from .cases import ANCHOR, ANCHOR_WARM, EAGER, EAGER_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, BenchCase, Target, \
-    default_cases, pair_count
+from .cases import ANCHOR, ANCHOR_WARM, EAGER, EAGER_WARM, FLOOR, PER_PAIR, PER_PAIR_OVER_FLOOR, REFERENCE, BenchCase, \
+    Target, default_cases, pair_count
 from .intervals import FAIL, NOISE, PASS, Estimate, RatioFn, bootstrap, verdict
-from .timing import (QUIET_SHARE, Backend, Timing, burst_calls, floor_backends, interleaved, local_backend,
+from .timing import (QUIET_SHARE, Backend, Measurement, Timing, burst_calls, floor_backends, interleaved, local_backend,
                      measure_bandwidth, peak_memory_mib, torch_threads)
 from .warm import WARM, WarmWorker
 
@@ -112,6 +113,8 @@ def ratio_functions(case: BenchCase, names: Sequence[str], read_s: float, base_r
     for ratio, name in ((EAGER, "eager"), (EAGER_WARM, "eager" + WARM), (ANCHOR, "anchor"), (ANCHOR_WARM, "anchor" + WARM)):
         if name in names:
             fns[ratio] = lambda m, name=name: m["ort"] / m[name]
+    if case.backends is not None and "reference" in names:
+        fns[REFERENCE] = lambda m: m["ort"] / m["reference"]
     if "fresh" in names:
         fns[FLOOR] = lambda m: m["ort"] / (read_s + m["fresh"])
     base = case.base_entry()
@@ -149,8 +152,70 @@ def _input_bytes(inputs: dict) -> int:
     return sum(a.nbytes for a in inputs.values())
 
 
+def _first_calls(fns: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Seconds of each function's first call (exports, caches and lazy imports happen here, untimed)."""
+    first = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        first[name] = time.perf_counter() - start
+    return first
+
+
+def _measure(case: BenchCase, backends: list[Backend], first: dict[str, float], ratios: dict[str, RatioFn],
+             min_rounds: int, time_limit_s: float, quiet_share: float) -> Measurement:
+    """Interleaved rounds of ``backends``, more while a target of ``case`` is within noise."""
+    calls = {b.name: burst_calls(first.get(b.name, 0.0)) for b in backends}
+    judged = [(ratios[t.ratio], t.limit) for t in case.targets if t.ratio in ratios]
+
+    def undecided(rounds) -> bool:
+        return any(verdict(bootstrap(rounds, fn), limit) == NOISE for fn, limit in judged)
+
+    return interleaved(backends, calls, min_rounds, time_limit_s, quiet_share, undecided)
+
+
+def _row(case: BenchCase, measured, ratios: dict[str, RatioFn], nodes: int, peaks: dict, pairs: int | None) -> BenchRow:
+    """The row of a measurement: timings (the floor's parts renamed), ratios with intervals, verdicts."""
+    timings = dict(measured.timings)
+    for part in ("fill", "fresh"):
+        if part in timings:
+            timings["floor " + part] = timings.pop(part)
+    row = BenchRow(case.graph, case.size, nodes, timings, peaks, case.anchor_name, pairs,
+                   rounds_kept=measured.rounds_kept, rounds_run=measured.rounds_run, quiet=measured.quiet,
+                   others_share=measured.others_share, rounds=measured.rounds)
+    for ratio, fn in ratios.items():
+        estimate = bootstrap(measured.rounds, fn)
+        row.ratios[ratio] = estimate.value
+        row.intervals[ratio] = (estimate.low, estimate.high)
+    judge(row, case.targets)
+    return row
+
+
+def _call(fn: Callable, prepare: Callable | None) -> object:
+    return fn() if prepare is None else fn(prepare())
+
+
+def run_backends_case(case: BenchCase, threads: int, min_rounds: int = 5, time_limit_s: float = 20.0,
+                      quiet_share: float = QUIET_SHARE) -> BenchRow:
+    """A case timed without the catalog (:attr:`BenchCase.backends`): its backends in this process, one untimed
+    call each first; a missing anchor is named in the row's anchor column and its targets go unjudged."""
+    roles, missing = case.backends(threads)
+    with torch_threads(threads):
+        # The first calls (the one-time exports among them) only size the bursts; the copies count there, not later.
+        first = _first_calls({name: functools.partial(_call, fn, prepare) for name, (fn, prepare) in roles.items()})
+        backends = [local_backend(name, fn, prepare) for name, (fn, prepare) in roles.items()]
+        ratios = ratio_functions(case, list(roles), 0.0)
+        measured = _measure(case, backends, first, ratios, min_rounds, time_limit_s, quiet_share)
+    row = _row(case, measured, ratios, 0, {}, None)
+    if missing:
+        row.anchor_name = "; ".join([*([case.anchor_name] if "anchor" in roles else []), *missing.values()])
+    return row
+
+
 def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min_rounds: int = 5,
              time_limit_s: float = 20.0, quiet_share: float = QUIET_SHARE, warm: bool = True) -> BenchRow:
+    if case.backends is not None:
+        return run_backends_case(case, threads, min_rounds, time_limit_s, quiet_share)
     entry = case.entry()
     path = _export(entry, workdir)
     nodes = sum(1 for _ in model_nodes(onnx.load(str(path))))
@@ -181,11 +246,7 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
     worker = WarmWorker(case.graph, case.size, case.shapes, threads) if warm and not case.scaling_only else None
     try:
         with torch_threads(threads), torch.inference_mode():
-            first: dict[str, float] = {}
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                first[name] = time.perf_counter() - start
+            first = _first_calls(fns)
             if first.get("reference", 0.0) > REFERENCE_LIMIT_S:
                 del fns["reference"]
             peaks = {name: peak_memory_mib(fns[name]) for name in ("ort", "eager") if name in fns}
@@ -197,33 +258,16 @@ def run_case(case: BenchCase, threads: int, bandwidth: float, workdir: Path, min
             if worker is not None:
                 backends += worker.backends()
                 first |= {name + WARM: s for name, s in worker.first_calls.items()}
-            calls = {b.name: burst_calls(first.get(b.name, 0.0)) for b in backends}
             read_s = _input_bytes(inputs) / bandwidth
             ratios = ratio_functions(case, [b.name for b in backends], read_s, base_read_s)
-            judged = [(ratios[t.ratio], t.limit) for t in case.targets if t.ratio in ratios]
-
-            def undecided(rounds) -> bool:
-                return any(verdict(bootstrap(rounds, fn), limit) == NOISE for fn, limit in judged)
-
-            measured = interleaved(backends, calls, min_rounds, time_limit_s, quiet_share, undecided)
+            measured = _measure(case, backends, first, ratios, min_rounds, time_limit_s, quiet_share)
     finally:
         if worker is not None:
             worker.close()
 
-    timings = dict(measured.timings)
-    for part in ("fill", "fresh"):
-        if part in timings:
-            timings["floor " + part] = timings.pop(part)
-    row = BenchRow(case.graph, case.size, nodes, timings, peaks, case.anchor_name, case.pairs,
-                   rounds_kept=measured.rounds_kept, rounds_run=measured.rounds_run, quiet=measured.quiet,
-                   others_share=measured.others_share, rounds=measured.rounds)
+    row = _row(case, measured, ratios, nodes, peaks, case.pairs)
     if case.memory_bound:
-        row.floor_ms = read_s * 1e3 + timings["floor fresh"].median_ms
-    for ratio, fn in ratios.items():
-        estimate = bootstrap(measured.rounds, fn)
-        row.ratios[ratio] = estimate.value
-        row.intervals[ratio] = (estimate.low, estimate.high)
-    judge(row, case.targets)
+        row.floor_ms = read_s * 1e3 + row.timings["floor fresh"].median_ms
     return row
 
 

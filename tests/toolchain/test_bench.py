@@ -173,7 +173,8 @@ def test_default_cases_cover_the_issue_sizes_and_targets():
     assert iou_3000[FLOOR] <= 12 and iou_3000.get("ort/anchor", 0.0) <= 0.15  # anchors need torchvision
     assert PAIRWISE_ANCHOR.ratio == ANCHOR_WARM and PAIRWISE_ANCHOR.limit <= 0.45
     assert all(t.ratio in RATIOS for c in cases for t in c.targets)
-    assert all(c.scaling_only or any(t.ratio.startswith("ort/eager") for t in c.targets) for c in cases)
+    assert all(c.scaling_only or c.backends or any(t.ratio.startswith("ort/eager") for t in c.targets) for c in cases)
+    assert {("cluster_nms_best_class", f"N={n}, 80 classes") for n in (2100, 8400)} | {("evaluate", "5000 images")} <= sizes
     assert all(t.note for c in cases for t in c.targets if t.limit > 1 and t.ratio == EAGER_WARM)  # bounds say why
 
 
@@ -181,7 +182,9 @@ def test_every_target_has_its_ratio():
     # The backends run_case times for each case; a target whose ratio no backend supplies would go unjudged.
     for case in bench.default_cases():
         names = ["ort"]
-        if not case.scaling_only:
+        if case.backends is not None:
+            names += ["anchor", "reference"]
+        elif not case.scaling_only:
             names += ["eager", "eager warm"] + (["anchor", "anchor warm"] if case.anchor is not None else [])
         names += ["fill", "fresh"] if case.memory_bound else []
         names += [n + AT_BASE for n in ("ort", "fill", "fresh")] if case.scaling_base else []
@@ -351,3 +354,46 @@ def test_cuda_selection_rows_table_and_json_without_a_gpu():
     assert len(cells[0]) == len(cuda.TABLE_HEADERS) and cells[0][-1] == "PASS" and cells[1][3] == "—"
     record = json.loads(cuda.to_json([fast, slow], {"nms": "ok", "ciou_loss": "Atan on CPU"}, "H200", {}))
     assert record["capture_failures"] == ["ciou_loss"] and record["rows"][1]["notes"]["ort graph"] == "capture failed"
+
+
+def test_backends_case_times_prepared_calls_and_skips_a_missing_anchor(monkeypatch):
+    # A case timed without the catalog (the evaluate row): prepare runs outside the clock, a missing anchor is
+    # named in the row and its target goes unjudged instead of failing.
+    prepared = []
+
+    def backends(threads):
+        return ({"ort": (lambda data: sum(data), lambda: prepared.append(1) or [1, 2]),
+                 "reference": (lambda: None, None)}, {"anchor": "faster_coco_eval not installed"})
+
+    case = dataclasses.replace(find_case("evaluate", "5000 images"), backends=backends)
+    row = bench.run_case(case, threads=1, bandwidth=1e10, workdir=None, min_rounds=2, time_limit_s=0.0, quiet_share=1.0)
+    assert set(row.timings) == {"ort", "reference"} and len(prepared) >= 5  # first call + 2 bursts of 2
+    assert [j.ratio for j in row.verdicts] == ["ort/ref"] and "not installed" in row.anchor_name
+
+
+def test_evaluate_row_against_both_coco_anchors(tmp_path):
+    pytest.importorskip("pycocotools")
+    from exportloss.bench.coco import coco_case, images_per_second
+
+    row = bench.run_case(coco_case(12), threads=1, bandwidth=1e10, workdir=tmp_path, min_rounds=2, time_limit_s=0.0,
+                         quiet_share=1.0)
+    assert {"ort", "reference"} <= set(row.timings) and {"ort/ref"} <= {j.ratio for j in row.verdicts}
+    assert ("anchor" in row.timings) == ("ort/anchor" in row.ratios)
+    assert set(images_per_second(row)) == set(row.timings)
+
+
+def test_attached_nms_rows_anchor_keeps_what_the_graph_keeps():
+    # The anchor does the attached graph's work (best class, top candidates, threshold, greedy NMS, first 100):
+    # on the row's kind of inputs both keep the same boxes, so the ratio compares equal work.
+    tv = pytest.importorskip("torchvision.ops")
+    from exportloss.bench.cases import _best_class_nms_anchor
+    from exportloss.export import to_torch
+
+    case = find_case("cluster_nms_best_class", "N=2100, 80 classes")
+    assert case.anchor_name == "torchvision.ops.batched_nms" and case.sizes == {"candidates": 1000}
+    entry = dataclasses.replace(case, shapes={"boxes": (1, 300, 4), "scores": (1, 300, 80)}, sizes={"candidates": 100}).entry()
+    tensors = to_torch(entry.example_inputs())
+    args = [tensors[spec.name] for spec in entry.inputs]
+    num_dets, _, _, _, indices, converged, _ = entry.build().eval()(*args)
+    (_, _, _, kept), = _best_class_nms_anchor(tv.batched_nms, candidates=100)(*args)
+    assert bool(converged[0]) and sorted(indices[0, :int(num_dets[0])].tolist()) == sorted(kept.tolist())
