@@ -68,6 +68,7 @@ from torch import nn
 
 from ..ops.checks import broadcast_batch, check_boxes, check_choice, check_eps, check_float_tensor
 from ..ops.non_finite import non_finite_marker
+from ..ops.numerics import expm1, log1p
 from ..ops.reduction import check_reduction, reduce_box_loss
 from .iou import BOX_EPS
 
@@ -310,11 +311,31 @@ def _probiou(a: _RotatedTerms, b: _RotatedTerms, eps: float) -> torch.Tensor:
     along_b, across_b = dx * b.cos + dy * b.sin, dy * b.cos - dx * b.sin
     form = qa * along_a * along_a + pa * across_a * across_a + qb * along_b * along_b + pb * across_b * across_b
     quadratic = 0.25 * form / (det + eps)  # ⅛·Δμᵀ Σ⁻¹ Δμ, Σ⁻¹ = 2·adj(S)/det S
-    # ½·ln(det Σ / √(det Σ_A det Σ_B)), det Σ = det S / 4, √det Σ_A = w_A·h_A/12.
+    # ½·ln(det Σ / √(det Σ_A det Σ_B)), det Σ = det S / 4, √det Σ_A = w_A·h_A/12, taken as
+    # ½·log1p((det S − 4R − eps) / (4R + eps) + eps) with R = √(det Σ_A det Σ_B): the logarithm's argument is
+    # 1 + (something small) for near-identical boxes, whose digits ln(det S / 4R) would lose twice (det S − 4R
+    # cancels, then 1 + it rounds). det S − 4R >= 0 is written as a sum of non-negative terms instead.
     root_dets = (a.w * a.h) * (b.w * b.h) / 144.0
-    log_term = 0.5 * torch.log(det / (4.0 * root_dets + eps) + eps)
+    excess = _det_excess(a, b, cos2, sin2)
+    log_term = 0.5 * log1p((excess - eps) / (4.0 * root_dets + eps) + eps)
     distance = (quadratic + log_term).clamp(eps, 100.0)
-    return 1.0 - torch.sqrt(1.0 - torch.exp(-distance) + eps)
+    return 1.0 - torch.sqrt(eps - expm1(-distance))  # 1 − exp(−B) would keep none of a small B's digits
+
+
+def _det_excess(a: _RotatedTerms, b: _RotatedTerms, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
+    """ProbIoU's ``det S − 4R`` (``S = Σ_A + Σ_B``, ``R = w_A h_A w_B h_B / 144``) without cancellation.
+
+    With ``k = (p_A − q_A)(p_B − q_B)``: ``det S = (p_A + p_B)(q_A + q_B) + k·sin²φ = (p_A + q_B)(q_A + p_B) − k·cos²φ``,
+    and by ``p_A + p_B = 2√(p_A p_B) + (√p_A − √p_B)²`` each product minus 4R is a sum of non-negative terms in the
+    side differences (``w_A − w_B`` for the first form, ``w_A − h_B`` for the second). The form whose ``k`` term
+    is non-negative (the first where ``k >= 0``, else the second) adds no cancellation at all."""
+    def excess(side_a1, side_b1, side_a2, side_b2):  # (s_a1² + s_b1²)(s_a2² + s_b2²)/144 − 4 s_a1 s_b1 s_a2 s_b2 / 144
+        mean1, gap1 = side_a1 * side_b1 / 12.0, (side_a1 - side_b1) * (side_a1 - side_b1) / 12.0
+        mean2, gap2 = side_a2 * side_b2 / 12.0, (side_a2 - side_b2) * (side_a2 - side_b2) / 12.0
+        return 2.0 * (mean1 * gap2 + mean2 * gap1) + gap1 * gap2
+
+    k = ((a.w - a.h) * (a.w + a.h)) * ((b.w - b.h) * (b.w + b.h)) / 144.0
+    return torch.where(k >= 0, excess(a.w, b.w, a.h, b.h) + k * sin2, excess(a.w, b.h, a.h, b.w) - k * cos2)
 
 
 # --------------------------------------------------------------------------------------------- public API

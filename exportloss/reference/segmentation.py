@@ -24,6 +24,19 @@ def probabilities(logits: torch.Tensor, mode: str, from_logits: bool) -> torch.T
     return 1.0 / (1.0 + torch.exp(-x))
 
 
+def complements(logits: torch.Tensor, mode: str, from_logits: bool) -> torch.Tensor:
+    """``[B, C, N]`` float64 ``1 − p``, taken from the other outcomes' mass rather than subtracted from 1: the sum of
+    the other classes' max-shifted exponentials over their total, or ``1 / (1 + exp(x))``."""
+    x = logits.double().reshape(logits.shape[0], 1 if mode == "binary" else logits.shape[1], -1)
+    if not from_logits:
+        return 1.0 - x
+    if mode == "multiclass":
+        shifted = torch.exp(x - x.max(dim=1, keepdim=True).values)
+        others = torch.stack([shifted[:, [k for k in range(x.shape[1]) if k != c]].sum(dim=1) for c in range(x.shape[1])], dim=1)
+        return others / shifted.sum(dim=1, keepdim=True)
+    return 1.0 / (1.0 + torch.exp(x))
+
+
 def class_targets(target: torch.Tensor, mode: str, num_classes: int, ignore_index: int | None):
     """``(t [B, C, N] float64, keep [B, C, N] bool)``: per-class targets and the pixels that count."""
     batch = target.shape[0]
@@ -51,9 +64,39 @@ def pair_score(p: list[float], t: list[float], kind: str, smooth: float, squared
     raise ValueError(f"unknown score kind {kind!r}")
 
 
-def overlap_scores_reference(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions = OverlapOptions()) -> torch.Tensor:
-    """Per-class scores ``[B, C']`` (``[C']`` with ``reduce_batch``) in float64."""
+def pair_loss(p: list[float], q: list[float], t: list[float], kind: str, smooth: float, squared: bool, alpha: float,
+              beta: float) -> float:
+    """``1 − score`` of one class's kept pixels, from its false positives and false negatives (``q = 1 − p``), so
+    that a near-perfect class keeps its digits: ``P − I = Σ p·(1 − t)``, ``T − I = Σ (1 − p)·t``; squared,
+    ``Σ p² − p·t = Σ p·(p − t)`` and ``Σ t² − p·t = Σ t·(t − p)`` with ``p − t = (1 − t) − q`` for ``t = 1``."""
+    inter = sum(a * b for a, b in zip(p, t))
+    pred = sum(a * a for a in p) if squared else sum(p)
+    true = sum(b * b for b in t) if squared else sum(t)
+    if squared:
+        gaps = [-c if b == 1.0 else a - b for a, b, c in zip(p, t, q)]
+        false_pos = sum(a * g for a, g in zip(p, gaps))
+        false_neg = -sum(b * g for b, g in zip(t, gaps))
+        both = sum(g * g for g in gaps)  # false_pos + false_neg, a sum of squares
+    else:
+        false_pos = sum(a * (1 - b) for a, b in zip(p, t))
+        false_neg = sum(c * b for b, c in zip(t, q))
+        both = false_pos + false_neg
+    if kind == "dice":
+        return both / (pred + true + smooth)
+    if kind == "jaccard":
+        return both / (pred + true - inter + smooth)
+    if kind == "tversky":
+        weighted = alpha * false_pos + beta * false_neg
+        return weighted / (inter + weighted + smooth)
+    raise ValueError(f"unknown score kind {kind!r}")
+
+
+def overlap_scores_reference(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions = OverlapOptions(),
+                             loss: bool = False) -> torch.Tensor:
+    """Per-class scores ``[B, C']`` (``[C']`` with ``reduce_batch``) in float64; ``loss``: ``1 − score`` instead,
+    by :func:`pair_loss`."""
     p = probabilities(logits, options.mode, options.from_logits)
+    q = complements(logits, options.mode, options.from_logits)
     t, keep = class_targets(target, options.mode, p.shape[1], options.ignore_index)
     first = 0 if options.include_background else 1
     groups = [list(range(p.shape[0]))] if options.reduce_batch else [[b] for b in range(p.shape[0])]
@@ -63,7 +106,12 @@ def overlap_scores_reference(logits: torch.Tensor, target: torch.Tensor, options
         for c in range(first, p.shape[1]):
             kept_p = torch.cat([p[b, c][keep[b, c]] for b in samples]).tolist()
             kept_t = torch.cat([t[b, c][keep[b, c]] for b in samples]).tolist()
-            row.append(pair_score(kept_p, kept_t, options.score, options.smooth, options.squared, options.alpha, options.beta))
+            terms = (options.score, options.smooth, options.squared, options.alpha, options.beta)
+            if loss:
+                kept_q = torch.cat([q[b, c][keep[b, c]] for b in samples]).tolist()
+                row.append(pair_loss(kept_p, kept_q, kept_t, *terms))
+            else:
+                row.append(pair_score(kept_p, kept_t, *terms))
         scores.append(row)
     out = torch.tensor(scores, dtype=torch.float64)
     return out[0] if options.reduce_batch else out
@@ -71,8 +119,8 @@ def overlap_scores_reference(logits: torch.Tensor, target: torch.Tensor, options
 
 def overlap_loss_reference(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions = OverlapOptions()) -> torch.Tensor:
     """``(1 − score) ** gamma`` per class, weighted, then reduced (mean over every per-class loss)."""
-    scores = overlap_scores_reference(logits, target, options)
-    loss = torch.clamp(1.0 - scores, min=0.0) ** options.gamma if options.gamma != 1.0 else 1.0 - scores
+    loss = overlap_scores_reference(logits, target, options, loss=True)
+    loss = torch.clamp(loss, min=0.0) ** options.gamma if options.gamma != 1.0 else loss
     if options.class_weights is not None:
         weights = torch.tensor(options.class_weights, dtype=torch.float64)
         loss = loss * (weights if options.include_background else weights[1:])

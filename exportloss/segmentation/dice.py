@@ -22,7 +22,18 @@ one sample (of the whole batch with ``reduce_batch=True``)::
     jaccard = (I + smooth) / (P + T − I + smooth)
     tversky = (I + smooth) / (I + α·(P − I) + β·(T − I) + smooth)     α weighs false positives, β false negatives
 
-``smooth`` (> 0) enters exactly there, in numerator and denominator, and nowhere else. Hence the
+The losses ``1 − score`` are computed from the mismatch itself, never as ``1 − score``: a near-perfect class has
+a loss far below float32's spacing near 1 (1e-6 would keep 1 digit), and ``P − I``, ``T − I`` cancel the same way.
+With ``q = 1 − p`` formed without rounding ``p`` (``σ(−x)``; the softmax mass of the other classes; ``1 − p`` for
+given probabilities), the per-class mismatch is a sum of non-negative terms::
+
+    W = Σ α·p·(1 − t) + β·q·t             (W = α·(P − I) + β·(T − I); α = β = 1 for Dice and Jaccard)
+    W = Σ (p − t)·(α·p − β·t)             with squared=True, p − t taken as (1 − t) − q where t >= 1/2
+
+    1 − dice = W / (2·I + W + smooth)   1 − jaccard = W / (I + W + smooth)   1 − tversky = W / (I + W + smooth)
+
+(squared with ``α != β`` is the one case whose terms can differ in sign). ``smooth`` (> 0) enters exactly there,
+in numerator and denominator, and nowhere else. Hence the
 empty-mask conventions: a class that is absent from both prediction and target scores exactly 1
 (loss 0); a class absent from the target but predicted with mass ``P`` scores ``smooth / (P + smooth)``,
 about 0; a sample whose pixels are all ignored scores 1 in every class (it still counts in the mean).
@@ -57,20 +68,24 @@ from .options import SEGMENTATION_MODES, OverlapOptions  # noqa: F401 (SEGMENTAT
 
 
 class OverlapSums(NamedTuple):
-    """Per-class sums ``I``, ``P`` and ``T`` (see the module docstring), each ``[B, C]`` or ``[C]``."""
+    """Per-class sums ``I``, ``P``, ``T`` and the mismatch ``W`` (see the module docstring), each ``[B, C]`` or ``[C]``;
+    ``mismatch`` is ``None`` unless asked for (Tversky's score always asks)."""
 
     intersection: torch.Tensor
     prediction: torch.Tensor
     target: torch.Tensor
+    mismatch: torch.Tensor | None = None
 
 
-def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions) -> OverlapSums:
+def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions, mismatch: bool = False) -> OverlapSums:
     """The sums every score is made of, over spatial axes (and the batch with ``options.reduce_batch``).
 
     Args:
         logits: prediction, shaped as described for ``options.mode`` in the module docstring.
         target: labels (multiclass) or a target shaped like ``logits`` (binary, multilabel).
-        options: ``mode``, ``from_logits``, ``squared``, ``reduce_batch`` and ``ignore_index`` apply.
+        options: ``mode``, ``from_logits``, ``squared``, ``reduce_batch`` and ``ignore_index`` apply (``score``,
+            ``alpha`` and ``beta`` to the mismatch).
+        mismatch: also sum the mismatch ``W`` (a loss needs it; always done for Tversky).
 
     Returns:
         :class:`OverlapSums` of ``[B, C]`` tensors (``[C]`` with ``reduce_batch``); ``C = 1`` in binary mode.
@@ -80,7 +95,7 @@ def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOpt
     batch = logits.shape[0]
     flat = logits.reshape(batch, num_classes, -1)
     if mode == "multiclass":
-        probs = _softmax_over_classes(flat) if options.from_logits else flat
+        probs, complement = _softmax_and_complement(flat) if options.from_logits else (flat, 1.0 - flat)
         labels = target.reshape(batch, 1, -1)
         # Comparison with arange keeps OneHot/Scatter out of the graph (TensorRT, see the README).
         one_hot = labels == torch.arange(num_classes, device=labels.device).view(1, num_classes, 1)
@@ -88,7 +103,8 @@ def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOpt
         truth = (one_hot if valid is None else one_hot & valid).to(probs.dtype)
         truth_squared = truth  # one-hot: t² = t
     else:
-        probs = sigmoid(flat) if options.from_logits else flat  # relatively exact: Σp can be as small as smooth
+        # Relatively exact: Σp can be as small as smooth, and Σ(1 − p) as small as a near-perfect loss.
+        probs, complement = (sigmoid(flat), sigmoid(-flat)) if options.from_logits else (flat, 1.0 - flat)
         truth = target.reshape(batch, num_classes, -1).to(probs.dtype)
         valid = None if ignore_index is None else target.reshape(batch, num_classes, -1) != ignore_index
         if valid is not None:
@@ -96,14 +112,28 @@ def overlap_sums(logits: torch.Tensor, target: torch.Tensor, options: OverlapOpt
         truth_squared = truth * truth if squared else truth
     # truth is already 0 at ignored pixels, so only P needs the mask.
     probs_valid = probs if valid is None else probs * valid.to(probs.dtype)
+    # The non-finite policy: a sigmoid or softmax would turn ±inf into an honest 0 or 1; the sample's sums become NaN.
+    marker = non_finite_marker(flat, (1, 2)).unsqueeze(1)
+    errors = None
+    if mismatch or options.score == "tversky":
+        errors = _mismatch(probs_valid, complement, truth, options).sum(2) + marker
     sums = OverlapSums(
-        # The non-finite policy: a sigmoid or softmax would turn ±inf into an honest 0 or 1; the sample's sums become NaN.
-        intersection=(probs * truth).sum(2) + non_finite_marker(flat, (1, 2)).unsqueeze(1),
+        intersection=(probs * truth).sum(2) + marker,
         prediction=(probs_valid * probs_valid if squared else probs_valid).sum(2),
         target=truth_squared.sum(2),
+        mismatch=errors,
     )
     # Pooling the small [B, C] sums afterwards is much faster in onnxruntime than one ReduceSum over axes (0, 2).
-    return OverlapSums(*(s.sum(0) for s in sums)) if options.reduce_batch else sums
+    return OverlapSums(*(None if s is None else s.sum(0) for s in sums)) if options.reduce_batch else sums
+
+
+def _mismatch(probs: torch.Tensor, complement: torch.Tensor, truth: torch.Tensor, options: OverlapOptions) -> torch.Tensor:
+    """Per-pixel terms of ``W`` (module docstring): ``probs`` masked, ``complement`` = 1 − p relatively exact."""
+    alpha, beta = (options.alpha, options.beta) if options.score == "tversky" else (1.0, 1.0)
+    if not options.squared:
+        return alpha * probs * (1.0 - truth) + beta * complement * truth
+    gap = torch.where(truth >= 0.5, (1.0 - truth) - complement, probs - truth)  # p − t, exact where p ≈ t ≈ 1
+    return alpha * gap * gap if alpha == beta else gap * (alpha * probs - beta * truth)
 
 
 def score_from_sums(sums: OverlapSums, options: OverlapOptions) -> torch.Tensor:
@@ -113,9 +143,17 @@ def score_from_sums(sums: OverlapSums, options: OverlapOptions) -> torch.Tensor:
         return (2.0 * inter + smooth) / (sums.prediction + sums.target + smooth)
     if options.score == "jaccard":
         return (inter + smooth) / (sums.prediction + sums.target - inter + smooth)
-    false_pos = sums.prediction - inter
-    false_neg = sums.target - inter
-    return (inter + smooth) / (inter + options.alpha * false_pos + options.beta * false_neg + smooth)
+    return (inter + smooth) / (inter + sums.mismatch + smooth)
+
+
+def loss_from_sums(sums: OverlapSums, options: OverlapOptions) -> torch.Tensor:
+    """``1 − score`` from the mismatch (module docstring): relatively exact however near-perfect the score is.
+
+    The denominators are written with ``W`` too (``P + T = 2·I + W``, ``P + T − I = I + W``): a sum of ``W`` over
+    itself plus ``I`` and smooth, so a confidently wrong class (``I ≈ 0``) gets ``W / (W + smooth) ≈ 1`` to an ulp,
+    where ``W / (P + T + smooth)`` would divide two differently rounded sums of 4096 terms (4e-6 off)."""
+    inter = 2.0 * sums.intersection if options.score == "dice" else sums.intersection
+    return sums.mismatch / (inter + sums.mismatch + options.smooth)
 
 
 def overlap_scores(logits: torch.Tensor, target: torch.Tensor, options: OverlapOptions) -> torch.Tensor:
@@ -212,10 +250,11 @@ class OverlapLoss(nn.Module):
                     "give one weight per channel, background included"
                 )
             weights = _scored_classes(weights.to(logits.dtype), options.include_background)
-        loss = 1.0 - overlap_scores(logits, target, options)
+        loss = _scored_classes(loss_from_sums(overlap_sums(logits, target, options, mismatch=True), options),
+                               options.include_background)
         if options.gamma != 1.0:
-            # Rounding can leave 1 − score a hair below 0, where a fractional power is NaN; a perfect
-            # class (1 − score = 0) needs the gradient-safe power when gamma < 1.
+            # Squared Tversky with alpha != beta can leave the mismatch a hair below 0, where a fractional power is
+            # NaN; a perfect class (loss 0) needs the gradient-safe power when gamma < 1.
             loss = focal_power(loss.clamp_min(0.0), options.gamma)
         return reduce_loss(loss, options.reduction, weights)
 
@@ -268,12 +307,17 @@ class TverskyLoss(OverlapLoss):
         super().__init__(score="tversky", alpha=alpha, beta=beta, gamma=gamma, mode=mode, **options)
 
 
-def _softmax_over_classes(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over axis 1 of ``[B, C, N]``, written out: onnxruntime's Softmax on a non-last axis
-    transposes internally and runs about 4x slower than these five elementwise and reduce nodes."""
+def _softmax_and_complement(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over axis 1 of ``[B, C, N]`` and ``1 − softmax`` as the other classes' mass (a ``C x C`` MatMul with
+    ``1 − eye``, a sum of non-negative terms; ``1 − p`` would keep no digits of a near-certain class's remainder).
+    Written out: onnxruntime's Softmax on a non-last axis transposes internally and runs about 4x slower than
+    these five elementwise and reduce nodes."""
     # The shift is a constant of the softmax, so it carries no gradient.
     shifted = torch.exp(logits - logits.amax(dim=1, keepdim=True).detach())
-    return shifted / shifted.sum(dim=1, keepdim=True)
+    total = shifted.sum(dim=1, keepdim=True)
+    num_classes = logits.shape[1]
+    others = 1.0 - torch.eye(num_classes, dtype=logits.dtype, device=logits.device)
+    return shifted / total, torch.matmul(others, shifted) / total
 
 
 def _scored_classes(per_class: torch.Tensor, include_background: bool) -> torch.Tensor:

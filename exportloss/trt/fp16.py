@@ -29,6 +29,9 @@ Not every tensor can be fp16: fp16 overflows past 65504, and a 256-px box alread
   of an integer is pixel-scale for the propagation rule (counts and indices can pass 2048); a cast of a
   boolean (0 or 1) is not, unless the boolean itself compares pixel-scale values.
 
+* **Float constants keep their float32 value for float32 readers** (fp16 would round box eps = 1e-7 to 1.19e-7,
+  8 % of IoU on boxes 1e-4 wide); fp16 readers get the fp16 rounding (:func:`_exact_float32_constants`).
+
 Everything else (elementwise arithmetic on ratios, probabilities and normalised features) computes in
 fp16. The fp16 tolerance of verification is ``exportloss.trt.runner.FP16_TOLERANCE``.
 
@@ -176,6 +179,7 @@ def _convert(model: onnx.ModelProto, pixel: Iterable[str] | None) -> onnx.ModelP
         check_fp16_ready=False,  # the Cast rewrite above makes the float32 model look half-converted
     )
     _float32_outputs(converted.graph, {o.name for o in model.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT})
+    _exact_float32_constants(converted.graph, named.graph, set(kept), blocked)
     _drop_round_trips(converted.graph)
     del converted.graph.value_info[:]  # stale after the rewiring; TensorRT and onnxruntime infer them again
     return converted
@@ -197,6 +201,43 @@ def _float32_outputs(graph: onnx.GraphProto, names: set[str]) -> None:
         producer.output[list(producer.output).index(output.name)] = half
         graph.node.append(onnx.helper.make_node("Cast", [half], [output.name], to=TensorProto.FLOAT,
                                                 name=f"{output.name}_to_fp32"))
+
+
+def _exact_float32_constants(graph: onnx.GraphProto, original: onnx.GraphProto, float32: set[str],
+                             blocked: set[str]) -> None:
+    """Give every node the original float constant in the type it computes in.
+
+    The converter rounds a float initializer or Constant to fp16 and casts it back for the float32 nodes that read
+    it (box eps = 1e-7 became 1.19e-7, fp16's subnormal grid, which moved the IoU of boxes 1e-4 wide, areas ~1e-8,
+    by up to 8 %), or keeps it float32 and lets an fp16 node read it as it is (an invalid graph). So each reader
+    gets its own: Casts and float32 nodes (``float32`` names, ``blocked`` operator types) the exact float32 value,
+    fp16 nodes its fp16 rounding, each as an initializer twin where the graph holds the other type.
+    """
+    values = {init.name: onnx.numpy_helper.to_array(init) for init in original.initializer
+              if init.data_type == TensorProto.FLOAT}
+    values.update({node.output[0]: onnx.numpy_helper.to_array(attr.t) for node in original.node
+                   if node.op_type == "Constant" for attr in node.attribute
+                   if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT})
+    held = {init.name: init.data_type for init in graph.initializer}
+    held.update({node.output[0]: attr.t.data_type for node in graph.node if node.op_type == "Constant"
+                 for attr in node.attribute if attr.name == "value"})
+    twins: dict[tuple[str, int], str] = {}
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            if name not in values or held.get(name) not in (TensorProto.FLOAT, TensorProto.FLOAT16):
+                continue
+            wants_float32 = node.op_type == "Cast" or node.name in float32 or node.op_type in blocked
+            want = TensorProto.FLOAT if wants_float32 else TensorProto.FLOAT16
+            if want == held[name]:
+                continue
+            if (name, want) not in twins:
+                twins[name, want] = f"{name}__{'fp32' if want == TensorProto.FLOAT else 'fp16'}"
+                array = values[name].astype(np.float32 if want == TensorProto.FLOAT else np.float16)
+                graph.initializer.append(onnx.numpy_helper.from_array(array, twins[name, want]))
+            node.input[slot] = twins[name, want]
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)
 
 
 def _drop_round_trips(graph: onnx.GraphProto) -> None:

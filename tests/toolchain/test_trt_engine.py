@@ -143,9 +143,9 @@ def test_fp16_conversion_rewrites_constants_and_casts():
     model = to_float16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     onnx.checker.check_model(model, full_check=True)
     (y,) = ReferenceEvaluator(model).run(None, {"i": np.array([1, 2, 2048], np.int64)})
-    # 0.1 is 0.0999755859375 in fp16. The cast of the int64 stays float32 (2049 is no fp16 number), and so does
-    # the Add that reads it: 1.0999755859375, 2.0999755859375 and 2048.0999755859375 rounded to float32.
-    np.testing.assert_array_equal(y, (np.array([1, 2, 2048]) + np.float64(np.float16(0.1))).astype(np.float32))
+    # The cast of the int64 stays float32 (2049 is no fp16 number), and so does the Add that reads it, which reads
+    # the constant at its float32 value too (0.1, not fp16's 0.0999755859375): 1.1, 2.1 and 2048.1 in float32.
+    np.testing.assert_array_equal(y, np.array([1, 2, 2048], np.float32) + np.float32(0.1))
 
 
 # --- on a machine with TensorRT and a CUDA device -------------------------------------------------------------
