@@ -64,11 +64,11 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
     sorted_scores, by_score = torch.topk(scores, n)
     dense_sorted = torch.cumsum(torch.cat([sorted_scores.new_zeros(1, dtype=torch.int64),
                                            (sorted_scores[1:] != sorted_scores[:-1]).long()]), 0)
-    dense = torch.zeros_like(dense_sorted).scatter(0, by_score, dense_sorted)
+    dense = (dense_sorted * 0).scatter(0, by_score, dense_sorted)
 
     # One ascending sort on the unique key (category, dense score rank, image, rank); padding last, by slot.
-    images = torch.where(valid, det_image, 0).amax() + 1
-    ranks = torch.where(valid, det_rank, 0).amax() + 1
+    images = torch.where(valid, det_image, 0).amax(0) + 1
+    ranks = torch.where(valid, det_rank, 0).amax(0) + 1
     category = torch.where(valid, det_category, num_categories)
     key = ((category * n + dense) * images + det_image) * ranks + det_rank
     padding_key = ((num_categories + 1) * n * images) * ranks + slot
@@ -97,7 +97,10 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
     slot_start = starts.index_select(0, category)  # [N]: first slot of each slot's category
     tp = (tp_total - tp_before.index_select(-1, slot_start)).double()
     fp = (fp_total - fp_before.index_select(-1, slot_start)).double()
-    precision_at = tp / ((fp + tp) + EPS)
+    # onnxscript's optimizer removes an Add of a constant this small, so the guard is added through a Where: for a
+    # whole count s, s + 2^-52 rounds back to s from s = 2 on (a tie to even at 2 and 3, under half an ulp after).
+    counted_total = fp + tp
+    precision_at = tp / (counted_total + torch.where(counted_total < 2, EPS, 0.0))
 
     # Reverse running maximum within each category: after step s, slot i holds the max over [i, i + 2s).
     step = 1
@@ -118,8 +121,8 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
     # Slot of the g-th true positive overall (ordinal g - 1), by one scatter; slots that are no true positive
     # write into a spare last entry.
     ordinal = torch.where(tp_flags > 0, tp_total - 1, n)
-    slot_of_tp = torch.full((*shape[:-1], n + 1), -1, dtype=torch.int64, device=device).scatter_reduce(
-        -1, ordinal, slot.expand(shape), reduce="amax")
+    # (the buffers are built from the data, not as constants, so that the exporter does not store them in the model)
+    slot_of_tp = (tp_before * 0 - 1).scatter_reduce(-1, ordinal, tp_total * 0 + slot, reduce="amax")
     base = tp_base[..., :num_categories].unsqueeze(-1)  # [M, A, T, K, 1]: true positives before the category
     totals = tp_base[..., 1:] - tp_base[..., :num_categories]  # [M, A, T, K]
     wanted = (base + need - 1).clamp(0, n)  # [M, A, T, K, R]
