@@ -431,7 +431,7 @@ def coco_accumulate_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     from ..evaluation import accumulate_inputs, match_groups, pad_accumulate_inputs, torch_runner
 
     slots, categories = shapes["det_category"][0], shapes["num_positive"][0]
-    arrays = coco_arrays(*synthetic_coco(int(rng.integers(2**31)), num_images=max(4, min(40, slots // 16)), num_categories=categories))
+    arrays = coco_arrays(*synthetic_coco(int(rng.integers(2**31)), num_images=max(4, min(16, slots // 64)), num_categories=categories))
     inputs = accumulate_inputs(match_groups(coco_groups(arrays), torch_runner()))
     kept = {name: value[:slots] for name, value in inputs.items() if name != "num_positive"}
     return pad_accumulate_inputs({**kept, "num_positive": inputs["num_positive"]}, slots)
