@@ -169,10 +169,12 @@ def pad_accumulate_inputs(inputs: dict[str, np.ndarray], slots: int) -> dict[str
     return padded
 
 
-def accumulate_matching(matching: Matching, how: str = "numpy", backend: str = "ort-cpu") -> CocoAccumulation:
+def accumulate_matching(matching: Matching, how: str = "numpy", backend: str = "ort-cpu",
+                        cache_dir: str | os.PathLike | None = None) -> CocoAccumulation:
     """pycocotools' ``accumulate`` and ``summarize`` over ``matching``: ``how="numpy"``
     (:func:`~exportloss.detection.coco.coco_accumulate`) or ``"graph"`` (the ``coco_accumulate`` graph in
-    onnxruntime ``backend``, ``"torch"`` for the same module eagerly), equal to each other and to pycocotools."""
+    onnxruntime ``backend``, ``"torch"`` for the same module eagerly; exported into ``cache_dir`` as :func:`ort_runner`
+    does), equal to each other and to pycocotools."""
     inputs = accumulate_inputs(matching)
     if how == "numpy":
         return coco_accumulate(*(inputs[name] for name in ACCUMULATE_INPUT_NAMES), COCO_MAX_DETS)
@@ -185,12 +187,12 @@ def accumulate_matching(matching: Matching, how: str = "numpy", backend: str = "
         with torch.no_grad():
             precision, recall = (t.numpy() for t in coco_accumulate_graph(*(torch.from_numpy(padded[n]) for n in ACCUMULATE_INPUT_NAMES)))
     else:
-        precision, recall = _accumulate_session(backend, len(padded["det_category"]), len(padded["num_positive"])).run(
+        precision, recall = _accumulate_session(backend, len(padded["det_category"]), len(padded["num_positive"]), cache_dir).run(
             list(ACCUMULATE_OUTPUT_NAMES), padded)
     return CocoAccumulation(precision, recall, coco_summarize(precision, recall, COCO_MAX_DETS))
 
 
-def _accumulate_session(backend: str, slots: int, categories: int):
+def _accumulate_session(backend: str, slots: int, categories: int, cache_dir: str | os.PathLike | None = None):
     """An onnxruntime session of the ``coco_accumulate`` graph at (slots, categories), exported on first use and
     cached like :func:`ort_runner`'s graphs."""
     import onnxruntime as ort
@@ -200,7 +202,7 @@ def _accumulate_session(backend: str, slots: int, categories: int):
     from .export import export_model
 
     providers = _providers(backend)
-    cache = _cache_dir(None) / f"coco-{__version__}-{_graph_code_hash()}"
+    cache = _cache_dir(cache_dir) / f"coco-{__version__}-{_graph_code_hash()}"
     path = cache / f"coco_accumulate-{slots}x{categories}.onnx"
     if not path.exists():
         entry = get("coco_accumulate").at(sizes={"detections": slots, "categories": categories})
@@ -336,12 +338,14 @@ def make_runner(backend: str) -> Runner:
 
 def evaluate(gt: dict | str | os.PathLike, dets: list | str | os.PathLike, backend: str = "ort-cpu",
              rounds: int = DEFAULT_COCO_ROUNDS, progress: Callable[[int], None] | None = None,
-             runner: Runner | None = None, rows_per_call: int | None = None, accumulate: str = "numpy") -> CocoResult:
+             runner: Runner | None = None, rows_per_call: int | None = None, accumulate: str = "numpy",
+             cache_dir: str | os.PathLike | None = None) -> CocoResult:
     """COCO bbox evaluation of ``dets`` (a results list or its JSON file) against ``gt`` (a COCO dict or its
     JSON file), equal to pycocotools' ``COCOeval(gt, dets, "bbox")`` ``evaluate(); accumulate(); summarize()``.
 
     ``backend``: ``"ort-cpu"`` (default), ``"ort-cuda"`` or ``"torch"`` (eager, no onnxruntime); ``accumulate``:
-    ``"numpy"`` (default, on the host) or ``"graph"`` (the ``coco_accumulate`` graph on ``backend``). Raises
+    ``"numpy"`` (default, on the host) or ``"graph"`` (the ``coco_accumulate`` graph on ``backend``); ``cache_dir``: where
+    the exported graphs are kept (default ``$EXPORTLOSS_CACHE`` or ``~/.cache/exportloss``). Raises
     ``ValueError`` (one line naming the file and record) for malformed input (see
     :func:`~exportloss.detection.coco_data.coco_arrays`).
     """
@@ -350,15 +354,18 @@ def evaluate(gt: dict | str | os.PathLike, dets: list | str | os.PathLike, backe
     gt_name, dets_name = (str(gt) if not isinstance(gt, dict) else "ground truth"), (str(dets) if not isinstance(dets, list) else "detections")
     arrays = coco_arrays(load_json(gt), load_json(dets), gt_name, dets_name)
     seconds["load"] = time.perf_counter() - tic
-    return evaluate_arrays(arrays, runner or make_runner(backend), rounds, progress, seconds, rows_per_call,
-                           accumulate=accumulate, accumulate_backend=backend)
+    run = runner or (ort_runner(backend, cache_dir) if backend in ("ort-cpu", "ort-cuda") else make_runner(backend))
+    return evaluate_arrays(arrays, run, rounds, progress, seconds, rows_per_call, accumulate=accumulate,
+                           accumulate_backend=backend, cache_dir=cache_dir)
 
 
 def evaluate_arrays(arrays: CocoArrays, run: Runner, rounds: int = DEFAULT_COCO_ROUNDS,
                     progress: Callable[[int], None] | None = None, seconds: dict | None = None,
-                    rows_per_call: int | None = None, accumulate: str = "numpy", accumulate_backend: str = "ort-cpu") -> CocoResult:
+                    rows_per_call: int | None = None, accumulate: str = "numpy", accumulate_backend: str = "ort-cpu",
+                    cache_dir: str | os.PathLike | None = None) -> CocoResult:
     """:func:`evaluate` on checked arrays with a given runner; ``seconds`` collects the time of each step;
-    ``accumulate`` and ``accumulate_backend``: :func:`accumulate_matching`'s ``how`` and ``backend``."""
+    ``accumulate``, ``accumulate_backend`` and ``cache_dir``: :func:`accumulate_matching`'s ``how``, ``backend`` and
+    ``cache_dir``."""
     if accumulate not in ACCUMULATE_CHOICES:
         raise ValueError(f"accumulate must be one of {', '.join(ACCUMULATE_CHOICES)}; got {accumulate!r}")
     seconds = {} if seconds is None else seconds
@@ -366,7 +373,7 @@ def evaluate_arrays(arrays: CocoArrays, run: Runner, rounds: int = DEFAULT_COCO_
     matching = match_groups(coco_groups(arrays), run, rounds=rounds, progress=progress, rows_per_call=rows_per_call)
     seconds["match"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    acc = accumulate_matching(matching, accumulate, accumulate_backend)
+    acc = accumulate_matching(matching, accumulate, accumulate_backend, cache_dir)
     seconds["accumulate"] = time.perf_counter() - tic
     return CocoResult(acc.stats, acc.precision, acc.recall, _per_category_ap(acc.precision, arrays.category_ids), matching, seconds)
 

@@ -5,6 +5,8 @@ matching is tested in test_coco_ort.py), on the catalog's verification cases
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,9 +14,10 @@ import pytest
 
 from coco_pycocotools import run_pycocotools
 from exportloss import catalog
+from exportloss.cli import main
 from exportloss.detection.coco_data import coco_arrays, synthetic_coco
 from exportloss.evaluation import (ACCUMULATE_INPUT_NAMES, ACCUMULATE_OUTPUT_NAMES, accumulate_inputs, accumulate_matching,
-                                   evaluate, evaluate_arrays, pad_accumulate_inputs, torch_runner)
+                                   evaluate, evaluate_arrays, pad_accumulate_inputs, summary_lines, torch_runner)
 from exportloss.testing import flip_ties
 from exportloss.verify import reference_outputs
 
@@ -30,10 +33,8 @@ def cache(tmp_path_factory):
 def dataset(cache):
     """pycocotools' evaluation and exportloss's (eager matching, accumulation by the graph in onnxruntime) of one set."""
     gt, dets = synthetic_coco(SEED, NUM_IMAGES)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPORTLOSS_CACHE", str(cache))
-        result = evaluate_arrays(coco_arrays(gt, dets), torch_runner(), accumulate="graph",
-                                 accumulate_backend="ort-cpu")
+    result = evaluate_arrays(coco_arrays(gt, dets), torch_runner(), accumulate="graph", accumulate_backend="ort-cpu",
+                             cache_dir=cache)
     return run_pycocotools(gt, dets), result
 
 
@@ -81,6 +82,15 @@ def test_the_catalog_graph_equals_its_reference_in_onnxruntime(exported):
         want = reference_outputs(entry, module, case.inputs)
         for name, g, w in zip(entry.output_names, got, want):
             np.testing.assert_array_equal(g, w, err_msg=f"{case.name}/{name}")
+
+
+def test_the_command_takes_accumulate_graph(tmp_path, capsys):
+    gt, dets = synthetic_coco(11, 60)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    status = main(["evaluate", str(tmp_path / "gt.json"), str(tmp_path / "dets.json"), "--backend", "torch", "--accumulate", "graph"])
+    assert status == 0
+    assert capsys.readouterr().out.splitlines()[:12] == summary_lines(np.array(run_pycocotools(gt, dets).stats))
 
 
 def test_an_unknown_accumulation_is_refused():
