@@ -10,7 +10,8 @@ shape:
   rank in the image (a stable sort of the per-image lists). A first TopK over the scores gives each detection its
   *dense* score rank (equal scores, equal rank: the tie order of that TopK cannot matter); one TopK over the
   unique int64 key ``((category · N + dense score rank) · images + image) · ranks + rank`` then puts every slot
-  in pycocotools' order. That one order serves all three maxDets: a detection beyond a maxDet only repeats the
+  in pycocotools' order (``K · N · images · ranks`` must stay below 2^63: 80 categories, 2^20 slots, 10^6
+  images and 100 ranks fit). That one order serves all three maxDets: a detection beyond a maxDet only repeats the
   running sums before it, which changes neither the reverse maximum nor the first position reaching a recall.
 * **Running sums** per category: one CumSum over all slots minus its value at the category's first slot.
 * **Precision** ``tp / ((fp + tp) + 2^-52)`` as pycocotools; its reverse running maximum within each category by
@@ -79,7 +80,7 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
 
     # Counted true and false positives per maxDet [M, A, T, N]; padding counts nowhere.
     max_dets = torch.tensor(COCO_MAX_DETS, device=device).view(-1, 1, 1, 1)
-    kept = (valid[order] & (rank.view(1, 1, 1, -1) < max_dets))  # [M, 1, 1, N]
+    kept = valid[order] & (rank.view(1, 1, 1, -1) < max_dets)  # [M, 1, 1, N]
     counted = kept & ~det_ignore[order].permute(1, 2, 0).unsqueeze(0)
     matched = det_matched[order].permute(1, 2, 0).unsqueeze(0)
     tp_flags = (counted & matched).long()
