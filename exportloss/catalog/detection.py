@@ -17,6 +17,7 @@ from ..detection.coco_accumulate import CocoAccumulate
 from ..detection.coco_data import coco_arrays, coco_groups, image_groups, synthetic_coco
 from ..detection.match_metrics import MatchMetrics
 from ..detection.nms import ClusterNMS, FastNMS
+from ..detection.options import COCO_MAX_DETS
 from ..detection.rotated_nms import RotatedClusterNMS
 from ..reference.coco import coco_match_reference
 from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference
@@ -424,6 +425,11 @@ ENTRIES = (*ENTRIES, COCO_ENTRY)
 COCO_ACCUMULATE_SIZES = {"detections": 1024, "categories": 8}
 
 
+def coco_accumulate_outputs(num_max_dets: int = len(COCO_MAX_DETS)) -> tuple[TensorSpec, ...]:
+    return (TensorSpec("precision", (10, 101, "categories", 4, num_max_dets), "float64"),
+            TensorSpec("recall", (10, "categories", 4, num_max_dets), "float64"))
+
+
 def coco_accumulate_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
     """The matching of a :func:`~exportloss.detection.coco_data.synthetic_coco` set (eager ``coco_match``) with
     ``categories`` categories, as ``exportloss evaluate`` hands it to the accumulation, padded to ``detections``
@@ -457,7 +463,7 @@ def _coco_accumulate_reference(module, *inputs):
     """The host implementation (:func:`~exportloss.detection.coco.coco_accumulate`, numpy) on the valid slots."""
     arrays = [np.asarray(value.cpu()) if hasattr(value, "cpu") else np.asarray(value) for value in inputs]
     valid = arrays[0] >= 0
-    result = coco_accumulate(*(value[valid] for value in arrays[:-1]), arrays[-1])
+    result = coco_accumulate(*(value[valid] for value in arrays[:-1]), arrays[-1], tuple(module.max_dets))
     return torch.from_numpy(result.precision), torch.from_numpy(result.recall)
 
 
@@ -471,7 +477,8 @@ COCO_ACCUMULATE_ENTRY = GraphEntry(
             TensorSpec("det_image", ("detections",), "int64"), TensorSpec("det_rank", ("detections",), "int64"),
             TensorSpec("det_matched", ("detections", 4, 10), "bool"), TensorSpec("det_ignore", ("detections", 4, 10), "bool"),
             TensorSpec("num_positive", ("categories", 4), "int64")),
-    outputs=(TensorSpec("precision", (10, 101, "categories", 4, 3), "float64"), TensorSpec("recall", (10, "categories", 4, 3), "float64")),
+    outputs=coco_accumulate_outputs(),
+    outputs_at=lambda set_options: coco_accumulate_outputs(len(set_options.get("max_dets", COCO_MAX_DETS))),
     reference=_coco_accumulate_reference,
     random_inputs=coco_accumulate_inputs,
     edge_cases=coco_accumulate_edge_cases,

@@ -28,6 +28,8 @@ float64: a float32 score merges distinct scores into ties and changes pycocotool
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -39,7 +41,7 @@ EPS = 2.0**-52
 
 def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, det_image: torch.Tensor,
                           det_rank: torch.Tensor, det_matched: torch.Tensor, det_ignore: torch.Tensor,
-                          num_positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                          num_positive: torch.Tensor, max_dets: Sequence[int] = COCO_MAX_DETS) -> tuple[torch.Tensor, torch.Tensor]:
     """pycocotools' ``accumulate`` over padded per-detection matching (module docstring).
 
     Args:
@@ -50,6 +52,7 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
         det_matched: ``[N, A, T]`` bool, matched to a ground truth.
         det_ignore: ``[N, A, T]`` bool, :func:`exportloss.coco_match`'s ``det_ignore``.
         num_positive: ``[K, A]`` int64 ground truths not ignored (pycocotools' ``npig``).
+        max_dets: pycocotools' ``maxDets`` (``M`` of them; the inputs hold ranks below the largest).
 
     Returns:
         ``precision [T, R, K, A, M]`` and ``recall [T, K, A, M]`` float64.
@@ -79,7 +82,7 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
     rank = det_rank[order]
 
     # Counted true and false positives per maxDet [M, A, T, N]; padding counts nowhere.
-    max_dets = torch.tensor(COCO_MAX_DETS, device=device).view(-1, 1, 1, 1)
+    max_dets = torch.tensor(tuple(max_dets), device=device).view(-1, 1, 1, 1)
     kept = valid[order] & (rank.view(1, 1, 1, -1) < max_dets)  # [M, 1, 1, N]
     counted = kept & ~det_ignore[order].permute(1, 2, 0).unsqueeze(0)
     matched = det_matched[order].permute(1, 2, 0).unsqueeze(0)
@@ -142,7 +145,22 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
 
 class CocoAccumulate(nn.Module):
     """Module form of :func:`coco_accumulate_graph`: ``forward(det_category, det_score, det_image, det_rank,
-    det_matched, det_ignore, num_positive) -> (precision, recall)``."""
+    det_matched, det_ignore, num_positive) -> (precision, recall)``.
+
+    Args:
+        max_dets: pycocotools' ``maxDets``, positive and increasing (default 1, 10, 100).
+    """
+
+    def __init__(self, max_dets: Sequence[int] = COCO_MAX_DETS) -> None:
+        super().__init__()
+        max_dets = tuple(max_dets)
+        if not max_dets or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in max_dets) or list(max_dets) != sorted(set(max_dets)):
+            raise ValueError(f"max_dets must be positive increasing integers; got {max_dets}")
+        self.max_dets = max_dets
 
     def forward(self, det_category, det_score, det_image, det_rank, det_matched, det_ignore, num_positive):
-        return coco_accumulate_graph(det_category, det_score, det_image, det_rank, det_matched, det_ignore, num_positive)
+        return coco_accumulate_graph(det_category, det_score, det_image, det_rank, det_matched, det_ignore, num_positive,
+                                     self.max_dets)
+
+    def extra_repr(self) -> str:
+        return f"max_dets={self.max_dets}"
