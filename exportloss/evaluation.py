@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .detection.coco import SUMMARY_ROWS, CocoAccumulation, coco_accumulate, coco_match
+from .detection.coco import SUMMARY_ROWS, CocoAccumulation, coco_accumulate, coco_match, coco_summarize
 from .detection.coco_data import CocoArrays, CocoGroups, coco_arrays, coco_groups
 from .detection.options import COCO_AREA_NAMES, COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_MAX_DETS, DEFAULT_COCO_ROUNDS
 
@@ -136,16 +136,83 @@ def _match_chunk(groups, chunk, run, num_dets, num_gts, rows, rounds, result, de
     return np.flatnonzero(outputs["unsettled"][: len(chunk)] > 0)
 
 
-def accumulate(matching: Matching) -> CocoAccumulation:
-    """pycocotools' ``accumulate`` and ``summarize`` over ``matching`` (:func:`~exportloss.detection.coco.coco_accumulate`)."""
+ACCUMULATE_INPUT_NAMES = ("det_category", "det_score", "det_image", "det_rank", "det_matched", "det_ignore", "num_positive")
+ACCUMULATE_OUTPUT_NAMES = ("precision", "recall")
+ACCUMULATE_CHOICES = ("numpy", "graph")
+
+
+def accumulate_inputs(matching: Matching) -> dict[str, np.ndarray]:
+    """The inputs of ``coco_accumulate`` (numpy) and of the ``coco_accumulate`` graph, unpadded (names of
+    :data:`ACCUMULATE_INPUT_NAMES`): per kept detection its category index, score, image position, rank, matched and
+    ignore flags ``[n, A, T]``; per category and area range the countable ground truths ``[K, A]``."""
     groups, a = matching.groups, matching.groups.arrays
-    category_index = np.searchsorted(a.category_ids, a.det_categories[groups.det_rows])
     gt_category = np.searchsorted(a.category_ids, a.gt_categories[groups.gt_rows])
     num_positive = np.zeros((len(a.category_ids), len(COCO_AREA_RANGES)), np.int64)
     for area in range(len(COCO_AREA_RANGES)):
         num_positive[:, area] = np.bincount(gt_category[~matching.gt_ignore[:, area]], minlength=len(a.category_ids))
-    return coco_accumulate(category_index, a.det_scores[groups.det_rows], a.det_image[groups.det_rows], matching.det_rank,
-                           matching.det_match >= 0, matching.det_ignore, num_positive, COCO_MAX_DETS)
+    return {"det_category": np.searchsorted(a.category_ids, a.det_categories[groups.det_rows]).astype(np.int64),
+            "det_score": np.asarray(a.det_scores[groups.det_rows], np.float64),
+            "det_image": np.asarray(a.det_image[groups.det_rows], np.int64), "det_rank": matching.det_rank,
+            "det_matched": matching.det_match >= 0, "det_ignore": matching.det_ignore, "num_positive": num_positive}
+
+
+def pad_accumulate_inputs(inputs: dict[str, np.ndarray], slots: int) -> dict[str, np.ndarray]:
+    """``inputs`` (:func:`accumulate_inputs`) padded to ``slots`` detections: category ``-1``, everything else 0."""
+    count = len(inputs["det_category"])
+    if count > slots:
+        raise ValueError(f"{count} detections do not fit the {slots} slots of the coco_accumulate graph")
+    padded = {"num_positive": inputs["num_positive"]}
+    for name in ACCUMULATE_INPUT_NAMES[:-1]:
+        value = inputs[name]
+        padded[name] = np.full((slots, *value.shape[1:]), -1 if name == "det_category" else 0, value.dtype)
+        padded[name][:count] = value
+    return padded
+
+
+def accumulate_matching(matching: Matching, how: str = "numpy", backend: str = "ort-cpu",
+                        cache_dir: str | os.PathLike | None = None) -> CocoAccumulation:
+    """pycocotools' ``accumulate`` and ``summarize`` over ``matching``: ``how="numpy"``
+    (:func:`~exportloss.detection.coco.coco_accumulate`) or ``"graph"`` (the ``coco_accumulate`` graph in
+    onnxruntime ``backend``, ``"torch"`` for the same module eagerly; exported into ``cache_dir`` as :func:`ort_runner`
+    does), equal to each other and to pycocotools."""
+    inputs = accumulate_inputs(matching)
+    if how == "numpy":
+        return coco_accumulate(*(inputs[name] for name in ACCUMULATE_INPUT_NAMES), COCO_MAX_DETS)
+    if how != "graph":
+        raise ValueError(f"accumulate must be one of {', '.join(ACCUMULATE_CHOICES)}; got {how!r}")
+    padded = pad_accumulate_inputs(inputs, _next_power_of_two(max(len(inputs["det_category"]), 2)))
+    if backend == "torch":
+        from .detection.coco_accumulate import coco_accumulate_graph
+
+        with torch.no_grad():
+            precision, recall = (t.numpy() for t in coco_accumulate_graph(*(torch.from_numpy(padded[n]) for n in ACCUMULATE_INPUT_NAMES)))
+    else:
+        precision, recall = _accumulate_session(backend, len(padded["det_category"]), len(padded["num_positive"]), cache_dir).run(
+            list(ACCUMULATE_OUTPUT_NAMES), padded)
+    return CocoAccumulation(precision, recall, coco_summarize(precision, recall, COCO_MAX_DETS))
+
+
+def _accumulate_session(backend: str, slots: int, categories: int, cache_dir: str | os.PathLike | None = None):
+    """An onnxruntime session of the ``coco_accumulate`` graph at (slots, categories), exported on first use and
+    cached like :func:`ort_runner`'s graphs."""
+    import onnxruntime as ort
+
+    from . import __version__
+    from .catalog import get
+    from .export import export_model
+
+    providers = _providers(backend)
+    cache = _cache_dir(cache_dir) / f"coco-{__version__}-{_graph_code_hash()}"
+    path = cache / f"coco_accumulate-{slots}x{categories}.onnx"
+    if not path.exists():
+        entry = get("coco_accumulate").at(sizes={"detections": slots, "categories": categories})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")  # atomic: never a half-written model
+        partial.write_bytes(export_model(entry).SerializeToString())
+        os.replace(partial, path)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=providers)
 
 
 def summary_lines(stats: np.ndarray) -> list[str]:
@@ -206,10 +273,8 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
     from .catalog import get
     from .export import export_model
 
-    providers = ["CPUExecutionProvider"] if backend == "ort-cpu" else ["CUDAExecutionProvider"]
-    if backend == "ort-cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise ValueError("--backend ort-cuda: onnxruntime's CUDA provider is not available (install onnxruntime-gpu)")
-    cache = Path(cache_dir or os.environ.get("EXPORTLOSS_CACHE") or Path.home() / ".cache" / "exportloss") / f"coco-{__version__}-{_graph_code_hash()}"
+    providers = _providers(backend)
+    cache = _cache_dir(cache_dir) / f"coco-{__version__}-{_graph_code_hash()}"
     sessions: dict[tuple[int, ...], ort.InferenceSession] = {}
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -236,12 +301,24 @@ def ort_runner(backend: str = "ort-cpu", cache_dir: str | os.PathLike | None = N
     return run
 
 
+def _providers(backend: str) -> list[str]:
+    import onnxruntime as ort
+
+    if backend == "ort-cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ValueError("--backend ort-cuda: onnxruntime's CUDA provider is not available (install onnxruntime-gpu)")
+    return ["CPUExecutionProvider"] if backend == "ort-cpu" else ["CUDAExecutionProvider"]
+
+
+def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:
+    return Path(cache_dir or os.environ.get("EXPORTLOSS_CACHE") or Path.home() / ".cache" / "exportloss")
+
+
 def _graph_code_hash() -> str:
     """A digest of the code the cached graphs are exported from, so that a changed graph is never read from the cache."""
-    from .detection import coco, options
+    from .detection import coco, coco_accumulate as accumulate_module, options
 
     digest = hashlib.sha256()
-    for module in (coco, options):
+    for module in (coco, accumulate_module, options):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(torch.__version__.encode())
     return digest.hexdigest()[:12]
@@ -261,11 +338,14 @@ def make_runner(backend: str) -> Runner:
 
 def evaluate(gt: dict | str | os.PathLike, dets: list | str | os.PathLike, backend: str = "ort-cpu",
              rounds: int = DEFAULT_COCO_ROUNDS, progress: Callable[[int], None] | None = None,
-             runner: Runner | None = None, rows_per_call: int | None = None) -> CocoResult:
+             runner: Runner | None = None, rows_per_call: int | None = None, accumulate: str = "numpy",
+             cache_dir: str | os.PathLike | None = None) -> CocoResult:
     """COCO bbox evaluation of ``dets`` (a results list or its JSON file) against ``gt`` (a COCO dict or its
     JSON file), equal to pycocotools' ``COCOeval(gt, dets, "bbox")`` ``evaluate(); accumulate(); summarize()``.
 
-    ``backend``: ``"ort-cpu"`` (default), ``"ort-cuda"`` or ``"torch"`` (eager, no onnxruntime). Raises
+    ``backend``: ``"ort-cpu"`` (default), ``"ort-cuda"`` or ``"torch"`` (eager, no onnxruntime); ``accumulate``:
+    ``"numpy"`` (default, on the host) or ``"graph"`` (the ``coco_accumulate`` graph on ``backend``); ``cache_dir``: where
+    the exported graphs are kept (default ``$EXPORTLOSS_CACHE`` or ``~/.cache/exportloss``). Raises
     ``ValueError`` (one line naming the file and record) for malformed input (see
     :func:`~exportloss.detection.coco_data.coco_arrays`).
     """
@@ -274,19 +354,26 @@ def evaluate(gt: dict | str | os.PathLike, dets: list | str | os.PathLike, backe
     gt_name, dets_name = (str(gt) if not isinstance(gt, dict) else "ground truth"), (str(dets) if not isinstance(dets, list) else "detections")
     arrays = coco_arrays(load_json(gt), load_json(dets), gt_name, dets_name)
     seconds["load"] = time.perf_counter() - tic
-    return evaluate_arrays(arrays, runner or make_runner(backend), rounds, progress, seconds, rows_per_call)
+    run = runner or (ort_runner(backend, cache_dir) if backend in ("ort-cpu", "ort-cuda") else make_runner(backend))
+    return evaluate_arrays(arrays, run, rounds, progress, seconds, rows_per_call, accumulate=accumulate,
+                           accumulate_backend=backend, cache_dir=cache_dir)
 
 
 def evaluate_arrays(arrays: CocoArrays, run: Runner, rounds: int = DEFAULT_COCO_ROUNDS,
                     progress: Callable[[int], None] | None = None, seconds: dict | None = None,
-                    rows_per_call: int | None = None) -> CocoResult:
-    """:func:`evaluate` on checked arrays with a given runner; ``seconds`` collects the time of each step."""
+                    rows_per_call: int | None = None, accumulate: str = "numpy", accumulate_backend: str = "ort-cpu",
+                    cache_dir: str | os.PathLike | None = None) -> CocoResult:
+    """:func:`evaluate` on checked arrays with a given runner; ``seconds`` collects the time of each step;
+    ``accumulate``, ``accumulate_backend`` and ``cache_dir``: :func:`accumulate_matching`'s ``how``, ``backend`` and
+    ``cache_dir``."""
+    if accumulate not in ACCUMULATE_CHOICES:
+        raise ValueError(f"accumulate must be one of {', '.join(ACCUMULATE_CHOICES)}; got {accumulate!r}")
     seconds = {} if seconds is None else seconds
     tic = time.perf_counter()
     matching = match_groups(coco_groups(arrays), run, rounds=rounds, progress=progress, rows_per_call=rows_per_call)
     seconds["match"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    acc = accumulate(matching)
+    acc = accumulate_matching(matching, accumulate, accumulate_backend, cache_dir)
     seconds["accumulate"] = time.perf_counter() - tic
     return CocoResult(acc.stats, acc.precision, acc.recall, _per_category_ap(acc.precision, arrays.category_ids), matching, seconds)
 

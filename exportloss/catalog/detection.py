@@ -9,12 +9,15 @@ through (boxes, scores), an integer, or an overlap; the tolerances are the defau
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..detection.assign import MaxIoUAssigner
-from ..detection.coco import CocoMatch
+from ..detection.coco import CocoMatch, coco_accumulate
+from ..detection.coco_accumulate import CocoAccumulate
 from ..detection.coco_data import coco_arrays, coco_groups, image_groups, synthetic_coco
 from ..detection.match_metrics import MatchMetrics
 from ..detection.nms import ClusterNMS, FastNMS
+from ..detection.options import COCO_MAX_DETS
 from ..detection.rotated_nms import RotatedClusterNMS
 from ..reference.coco import coco_match_reference
 from ..reference.detection import match_metrics_reference, max_iou_assign_reference, nms_reference, rotated_nms_reference
@@ -417,3 +420,71 @@ COCO_ENTRY = GraphEntry(
 )
 
 ENTRIES = (*ENTRIES, COCO_ENTRY)
+
+
+COCO_ACCUMULATE_SIZES = {"detections": 1024, "categories": 8}
+
+
+def coco_accumulate_outputs(num_max_dets: int = len(COCO_MAX_DETS)) -> tuple[TensorSpec, ...]:
+    return (TensorSpec("precision", (10, 101, "categories", 4, num_max_dets), "float64"),
+            TensorSpec("recall", (10, "categories", 4, num_max_dets), "float64"))
+
+
+def coco_accumulate_inputs(shapes: Shapes, rng: np.random.Generator) -> Inputs:
+    """The matching of a :func:`~exportloss.detection.coco_data.synthetic_coco` set (eager ``coco_match``) with
+    ``categories`` categories, as ``exportloss evaluate`` hands it to the accumulation, padded to ``detections``
+    slots; detections beyond the slots are left out (the reference sees the same inputs)."""
+    from ..evaluation import accumulate_inputs, match_groups, pad_accumulate_inputs, torch_runner
+
+    slots, categories = shapes["det_category"][0], shapes["num_positive"][0]
+    arrays = coco_arrays(*synthetic_coco(int(rng.integers(2**31)), num_images=max(4, min(16, slots // 64)), num_categories=categories))
+    inputs = accumulate_inputs(match_groups(coco_groups(arrays), torch_runner()))
+    kept = {name: value[:slots] for name, value in inputs.items() if name != "num_positive"}
+    return pad_accumulate_inputs({**kept, "num_positive": inputs["num_positive"]}, slots)
+
+
+def coco_accumulate_edge_cases(shapes: Shapes, rng: np.random.Generator) -> list[Case]:
+    ordinary = coco_accumulate_inputs(shapes, rng)
+    valid = ordinary["det_category"] >= 0
+    tied = dict(ordinary, det_score=np.where(valid, 0.5, 0.0))  # ties across images: image order, then rank decides
+    few_scores = dict(ordinary, det_score=np.round(ordinary["det_score"] * 3) / 3)
+    no_gt = dict(ordinary, num_positive=np.where(np.arange(len(ordinary["num_positive"]))[:, None] % 2 == 0, 0, ordinary["num_positive"]))
+    empty = dict(ordinary, det_category=np.full_like(ordinary["det_category"], -1))
+    all_hits = dict(ordinary, det_matched=np.ones_like(ordinary["det_matched"]), det_ignore=np.zeros_like(ordinary["det_ignore"]))
+    all_ignored = dict(ordinary, det_ignore=np.ones_like(ordinary["det_ignore"]))
+    return [
+        Case("scores-tied-across-images", tied), Case("three-score-levels", few_scores), Case("categories-without-gt", no_gt),
+        Case("no-detections", empty), Case("no-gt-at-all", dict(ordinary, num_positive=np.zeros_like(ordinary["num_positive"]))),
+        Case("every-detection-a-hit", all_hits), Case("every-detection-ignored", all_ignored),
+    ]
+
+
+def _coco_accumulate_reference(module, *inputs):
+    """The host implementation (:func:`~exportloss.detection.coco.coco_accumulate`, numpy) on the valid slots."""
+    arrays = [np.asarray(value.cpu()) if hasattr(value, "cpu") else np.asarray(value) for value in inputs]
+    valid = arrays[0] >= 0
+    result = coco_accumulate(*(value[valid] for value in arrays[:-1]), arrays[-1], tuple(module.max_dets))
+    return torch.from_numpy(result.precision), torch.from_numpy(result.recall)
+
+
+COCO_ACCUMULATE_ENTRY = GraphEntry(
+    name="coco_accumulate",
+    summary="pycocotools' accumulate (float64): precision [10,101,K,4,3], recall [10,K,4,3] from a dataset's matching",
+    readme="COCO evaluation's accumulation (pycocotools accumulate), float64, onnxruntime only (TopK over all slots)",
+    sizes=COCO_ACCUMULATE_SIZES,
+    make=lambda sizes: CocoAccumulate(),
+    inputs=(TensorSpec("det_category", ("detections",), "int64"), TensorSpec("det_score", ("detections",), "float64"),
+            TensorSpec("det_image", ("detections",), "int64"), TensorSpec("det_rank", ("detections",), "int64"),
+            TensorSpec("det_matched", ("detections", 4, 10), "bool"), TensorSpec("det_ignore", ("detections", 4, 10), "bool"),
+            TensorSpec("num_positive", ("categories", 4), "int64")),
+    outputs=coco_accumulate_outputs(),
+    outputs_at=lambda set_options: coco_accumulate_outputs(len(set_options.get("max_dets", COCO_MAX_DETS))),
+    reference=_coco_accumulate_reference,
+    random_inputs=coco_accumulate_inputs,
+    edge_cases=coco_accumulate_edge_cases,
+    # One ScatterElements writes a permutation (no duplicate index); the other reduces by max, where only the
+    # discarded spare entry receives duplicates: neither leaves a result to a backend's write order.
+    allowed_ops=frozenset({"ScatterElements"}),
+)
+
+ENTRIES = (*ENTRIES, COCO_ACCUMULATE_ENTRY)

@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
                    help="most (image, category) rows per graph call (default: about 32768 detection x ground-truth slots)")
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="where the exported graphs are kept (default: $EXPORTLOSS_CACHE or ~/.cache/exportloss)")
+    p.add_argument("--accumulate", choices=("numpy", "graph"), default="numpy",
+                   help="pycocotools' accumulate on the host in numpy (default) or as the coco_accumulate graph on --backend")
     p.add_argument("--json", metavar="PATH", help="also write the 12 stats and the AP of each category as JSON")
     p.set_defaults(func=run)
 
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             if progress is not None:
                 task = progress.add_task("matching", total=None)
                 tick = lambda rows: progress.update(task, advance=rows)  # noqa: E731
-            result = evaluate(args.gt, args.dets, runner=runner, progress=tick, rows_per_call=args.batch)
+            result = evaluate(args.gt, args.dets, backend=args.backend, runner=runner, progress=tick, rows_per_call=args.batch,
+                              accumulate=args.accumulate, cache_dir=args.cache)
     except ValueError as err:
         raise UsageError(str(err)) from None
     print(result.summary())

@@ -38,7 +38,7 @@ def test_the_catalog_is_one_mapping_family_by_family():
     assert isinstance(catalog.CATALOG, Mapping) and not hasattr(catalog, "register")
     assert catalog.names() == [entry.name for family in catalog.FAMILIES.values() for entry in family]
     assert list(catalog.FAMILIES) == ["boxes", "classification", "detection", "segmentation"]
-    assert len(catalog.names()) == 47
+    assert len(catalog.names()) == 48
 
 
 @pytest.mark.parametrize("name", catalog.names())
@@ -136,4 +136,4 @@ def test_catalog_imports_without_onnx_or_onnxruntime():
             "import exportloss.catalog, exportloss.tolerance; "
             "print(len(exportloss.catalog.names()))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert result.returncode == 0 and result.stdout.strip() == "47", result.stderr
+    assert result.returncode == 0 and result.stdout.strip() == "48", result.stderr
