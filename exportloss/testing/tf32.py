@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
-from .ties import inferred_copy, reject_subgraphs
+from .ties import inferred_copy, reject_subgraphs, with_nodes
 
 TF32_DROPPED_BITS = 13
 """float32 has 23 explicit mantissa bits, TF32 keeps 10."""
@@ -115,13 +115,7 @@ def emulate_tf32(model: onnx.ModelProto) -> onnx.ModelProto:
                 constants.extend(initializers)
             node.input[index] = rounded[source]
         new_nodes.append(node)
-    graph = model.graph
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    graph.initializer.extend(constants)
-    del graph.value_info[:]
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return with_nodes(model, new_nodes, constants)
 
 
 class GatherElements(OpRun):

@@ -88,10 +88,16 @@ def flip_ties(model: onnx.ModelProto) -> onnx.ModelProto:
             new_nodes.append(helper.make_node("Sub", [f"{prefix}_last", flipped_index], [index_output], name=f"{prefix}_unflip"))
         else:
             new_nodes.append(flipped)
+    return with_nodes(model, new_nodes, constants)
+
+
+def with_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto]) -> onnx.ModelProto:
+    """``model`` (changed in place) with ``nodes`` as its graph's nodes and ``initializers`` added, checked; the old
+    value_info is dropped, as a rewrite may change what the checker infers."""
     graph = model.graph
     del graph.node[:]
-    graph.node.extend(new_nodes)
-    graph.initializer.extend(constants)
+    graph.node.extend(nodes)
+    graph.initializer.extend(initializers)
     del graph.value_info[:]
     onnx.checker.check_model(model, full_check=True)
     return model
