@@ -41,6 +41,7 @@ from torch import nn
 
 from ..ops.checks import check_boxes, check_label_tensor
 from ..ops.options import DEFAULT
+from ..ops.select import select
 from .options import (COCO_AREA_NAMES, COCO_AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_MAX_DETS, COCO_REC_THRESHOLDS,
                       CocoMatchOptions)
 
@@ -190,36 +191,36 @@ def _coco_match(det_boxes, det_scores, det_categories, gt_boxes, gt_categories, 
     # truths it may take (none: num_gts), and each detection's rank as a claimant of the non-crowd ones it may
     # take (none: max_dets; a crowd is never used up, so nobody's claim on it holds anyone back).
     none_preferred, no_claim = num_gts, options.max_dets
-    preference = torch.where(eligible.unsqueeze(0), preference.unsqueeze(1), none_preferred)
+    preference = select(eligible.unsqueeze(0), preference.unsqueeze(1), none_preferred)
     rank_d = rank.int().view(1, 1, num_dets, batch)
-    claim = torch.where(eligible.unsqueeze(0) & ~crowd_g, rank_d.unsqueeze(3), no_claim)  # [1, T, D, G, B]
+    claim = select(eligible.unsqueeze(0) & ~crowd_g, rank_d.unsqueeze(3), no_claim)  # [1, T, D, G, B]
 
     shape = (len(COCO_AREA_RANGES), len(COCO_IOU_THRESHOLDS))
     settled = (~kept).view(1, 1, num_dets, batch).expand(*shape, num_dets, batch)
     taken = torch.full((*shape, num_dets, batch), none_preferred, dtype=torch.int32, device=device)  # match's preference
     used = torch.zeros((*shape, 1, num_gts, batch), dtype=torch.bool, device=device)
     for _ in range(options.rounds):
-        available = torch.where(used, none_preferred, preference)
+        available = select(used, none_preferred, preference)
         best = available.amin(dim=3, keepdim=True)  # [A, T, D, 1, B]: the favourite's preference
         favourite = (available == best) & (best < none_preferred)  # one-hot, or empty
-        first_claim = torch.where(settled.unsqueeze(3), no_claim, claim).amin(dim=2, keepdim=True)  # [A, T, 1, G, B]
-        claim_on_favourite = torch.where(favourite, first_claim, no_claim).amin(dim=3)
+        first_claim = select(settled.unsqueeze(3), no_claim, claim).amin(dim=2, keepdim=True)  # [A, T, 1, G, B]
+        claim_on_favourite = select(favourite, first_claim, no_claim).amin(dim=3)
         settle = ~settled & (claim_on_favourite >= rank_d)  # d is the earliest open claimant of its favourite
-        taken = torch.where(settle, best.squeeze(3), taken)
+        taken = select(settle, best.squeeze(3), taken)
         used = used | ((favourite & settle.unsqueeze(3)).any(dim=2, keepdim=True) & ~crowd_g)
         settled = settled | settle
     unsettled = (~settled).long().sum(dim=(0, 1, 2))
-    taken = torch.where(settled, taken, none_preferred).unsqueeze(3)
-    match = torch.where((preference == taken) & (taken < none_preferred), gt_index.view(1, 1, 1, -1, 1), -1).amax(dim=3)
+    taken = select(settled, taken, none_preferred).unsqueeze(3)
+    match = select((preference == taken) & (taken < none_preferred), gt_index.view(1, 1, 1, -1, 1), -1).amax(dim=3)
 
     rank_g = rank.view(1, 1, num_dets, 1, batch)
     matched_gt = match.unsqueeze(3) == gt_index.view(1, 1, 1, -1, 1)  # [A, T, D, G, B]
     to_ignored = (matched_gt & gt_ignore.unsqueeze(1).unsqueeze(2)).any(dim=3)
     # (bool Where has no onnxruntime CPU kernel: the select is written with And/Or)
     det_ignore = kept.view(1, 1, num_dets, batch) & (((match >= 0) & to_ignored) | ((match < 0) & det_outside.unsqueeze(1)))
-    last_rank = torch.where(matched_gt, rank_g, -1).amax(dim=2, keepdim=True)  # [A, T, 1, G, B]
+    last_rank = select(matched_gt, rank_g, -1).amax(dim=2, keepdim=True)  # [A, T, 1, G, B]
     last = matched_gt & (rank_g == last_rank)
-    gt_match = torch.where(last, det_index.view(1, 1, -1, 1, 1), -1).amax(dim=2)  # [A, T, G, B]
+    gt_match = select(last, det_index.view(1, 1, -1, 1, 1), -1).amax(dim=2)  # [A, T, G, B]
     return CocoMatches(rank.T, kept.T, match.permute(3, 0, 1, 2), det_ignore.permute(3, 0, 1, 2), gt_ignore.permute(2, 0, 1),
                        gt_match.permute(3, 0, 1, 2), unsettled)
 

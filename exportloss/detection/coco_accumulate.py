@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..ops.select import select
 from .options import COCO_MAX_DETS, COCO_REC_THRESHOLDS
 
 EPS = 2.0**-52
@@ -101,17 +102,17 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
     slot_start = starts.index_select(0, category)  # [N]: first slot of each slot's category
     tp = (tp_total - tp_before.index_select(-1, slot_start)).double()
     fp = (fp_total - fp_before.index_select(-1, slot_start)).double()
-    # onnxscript's optimizer removes an Add of a constant this small, so the guard is added through a Where: for a
+    # onnxscript's optimizer removes an Add of a constant this small, so the guard is added as a computed tensor: for a
     # whole count s, s + 2^-52 rounds back to s from s = 2 on (a tie to even at 2 and 3, under half an ulp after).
     counted_total = fp + tp
-    precision_at = tp / (counted_total + torch.where(counted_total < 2, EPS, 0.0))
+    precision_at = tp / (counted_total + select(counted_total < 2, torch.tensor(EPS, dtype=torch.float64), 0.0))
 
     # Reverse running maximum within each category: after step s, slot i holds the max over [i, i + 2s).
     step = 1
     while step < n:
         same = torch.cat([category[step:] == category[:-step], torch.zeros(step, dtype=torch.bool, device=device)])
         ahead = torch.cat([precision_at[..., step:], precision_at[..., -step:]], -1)  # the tail is masked by `same`
-        precision_at = torch.where(same, torch.maximum(precision_at, ahead), precision_at)
+        precision_at = torch.maximum(precision_at, select(same, ahead, 0.0))  # precisions are >= 0: a 0 never wins
         step *= 2
 
     # The smallest true-positive count reaching each recall point [K, A, R], with pycocotools' division.
@@ -124,7 +125,7 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
 
     # Slot of the g-th true positive overall (ordinal g - 1), by one scatter; slots that are no true positive
     # write into a spare last entry.
-    ordinal = torch.where(tp_flags > 0, tp_total - 1, n)
+    ordinal = select(tp_flags > 0, tp_total - 1, n)
     # (the buffers are built from the data, not as constants, so that the exporter does not store them in the model)
     slot_of_tp = (tp_before * 0 - 1).scatter_reduce(-1, ordinal, tp_total * 0 + slot, reduce="amax")
     base = tp_base[..., :num_categories].unsqueeze(-1)  # [M, A, T, K, 1]: true positives before the category
@@ -132,13 +133,12 @@ def coco_accumulate_graph(det_category: torch.Tensor, det_score: torch.Tensor, d
     wanted = (base + need - 1).clamp(0, n)  # [M, A, T, K, R]
     read_slot = slot_of_tp.gather(-1, wanted.flatten(-2)).view(wanted.shape)
     first_slot = starts[:num_categories].view(1, 1, 1, -1, 1)
-    read_slot = torch.where(need == 0, first_slot, read_slot)
+    read_slot = select(need == 0, first_slot, read_slot)
     nonempty = (starts[1:] > starts[:num_categories]).view(1, 1, 1, -1, 1)
     reached = nonempty & (need <= totals.unsqueeze(-1))
     values = precision_at.gather(-1, read_slot.clamp(0, n - 1).flatten(-2)).view(read_slot.shape)
     has_gt = (num_positive > 0).T.unsqueeze(0).unsqueeze(2)  # [1, A, 1, K]
-    precision = torch.where(reached, values, 0.0)
-    precision = torch.where(has_gt.unsqueeze(-1), precision, -1.0)
+    precision = select(has_gt.unsqueeze(-1), select(reached, values, 0.0), -1.0)
     recall = torch.where(has_gt, totals.double() / num_positive.double().T.unsqueeze(0).unsqueeze(2), -1.0)
     return precision.permute(2, 4, 3, 1, 0), recall.permute(2, 3, 1, 0)
 

@@ -30,20 +30,24 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def onnx_log1p(u: torch.Tensor) -> torch.Tensor:
-    """``log(1 + u)`` to a few ulps for every ``u >= -1``, from ``Add``, ``Sub``, ``Log``, ``Div``, ``Mul``, ``Where``.
+    """``log(1 + u)`` to a few ulps for every ``u >= -1``, from ``Add``, ``Sub``, ``Log``, ``Div``, ``Mul``, ``Equal``, ``Cast``.
 
     With ``w = fl(1 + u)`` and ``d = w - 1`` (exact), ``w = 1 + d`` exactly, so ``log(w)`` is the exact
     ``log1p(d)``; ``log1p(u) = log1p(d) · u / d`` to first order in ``u - d`` because ``log1p(v)/v`` varies
     slowly (Goldberg's ``log1p``, relative error ``<= 5ε`` with a correctly rounded ``log``). Where
     ``w == 1`` (``|u| < 2^-24``), ``log1p(u) = u`` to within ``u/2 <= 2^-25`` relative. The exporter and
     onnxscript's optimizer keep ``(1 + u) - 1``: they fold constants, not algebra (the precision tests
-    check the exported graphs). The unused branch divides by 1 instead of 0. NaN gives NaN, ``u = -1`` gives
-    ``-inf``; ``u = +inf`` gives NaN (``inf / inf``), which no caller passes: they take ``u`` in ``[0, C]``.
+    check the exported graphs). NaN gives NaN, ``u = -1`` gives ``-inf``; ``u = +inf`` gives NaN (``inf / inf``),
+    which no caller passes: they take ``u`` in ``[0, C]``.
+
+    The two cases are joined without ``Where`` (slow in onnxruntime, :mod:`exportloss.ops.select`): with ``s = 1``
+    where ``w == 1`` and 0 elsewhere, ``(log(w) + s) · (u / (d + s))``: where ``s = 1``, ``log(w)`` is exactly 0
+    and ``d`` is 0, leaving ``1 · u``; elsewhere both sums add an exact 0.
     """
     w = 1.0 + u
     d = w - 1.0
-    rounded_away = d == 0
-    return torch.where(rounded_away, u, torch.log(w) * (u / torch.where(rounded_away, torch.ones_like(d), d)))
+    rounded_away = (d == 0).to(u.dtype)
+    return (torch.log(w) + rounded_away) * (u / (d + rounded_away))
 
 
 def onnx_expm1(v: torch.Tensor) -> torch.Tensor:

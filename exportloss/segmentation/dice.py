@@ -64,6 +64,7 @@ from ..ops.non_finite import non_finite_marker
 from ..ops.numerics import focal_power, sigmoid
 from ..ops.options import DEFAULT
 from ..ops.reduction import reduce_loss
+from ..ops.select import select
 from .options import SEGMENTATION_MODES, OverlapOptions  # noqa: F401 (SEGMENTATION_MODES: exportloss.segmentation.dice's too)
 
 
@@ -132,7 +133,7 @@ def _mismatch(probs: torch.Tensor, complement: torch.Tensor, truth: torch.Tensor
     alpha, beta = (options.alpha, options.beta) if options.score == "tversky" else (1.0, 1.0)
     if not options.squared:
         return alpha * probs * (1.0 - truth) + beta * complement * truth
-    gap = torch.where(truth >= 0.5, (1.0 - truth) - complement, probs - truth)  # p − t, exact where p ≈ t ≈ 1
+    gap = select(truth >= 0.5, (1.0 - truth) - complement, probs - truth)  # p − t, exact where p ≈ t ≈ 1
     return alpha * gap * gap if alpha == beta else gap * (alpha * probs - beta * truth)
 
 
