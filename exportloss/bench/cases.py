@@ -112,7 +112,7 @@ SIGMOID_FOCAL_EAGER = Target(
 SMALL_GRAPH_BOUND = Target(
     EAGER_WARM, 1.5, "a call of 1-3 ms at the catalog shape: onnxruntime's thread-pool hand-off (a single node absorbs "
     "about 0.4 ms while the worker wakes) and the dispatch of 85-257 nodes are most of it, where eager PyTorch runs "
-    "these sizes on one thread; measured 0.72-1.27 (max_iou_assign) and 0.84-0.99 (rotated_iou_loss) over six runs")
+    "these sizes on one thread; measured 0.72-1.27 (max_iou_assign) and 0.84-0.99 (rotated_iou_loss) over five runs")
 COCO_MATCH_BOUND = Target(
     EAGER_WARM, 1.2, "8 settling rounds of about 14 passes over [A, T, D, G, B] int32 planes (1.6M elements) in both; "
     "a select is two passes where torch.where is one, and onnxruntime's broadcast bool And/Equal are slower than "
